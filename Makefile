@@ -1,0 +1,41 @@
+# Every target sets up what it needs: on a fresh machine `make demo` and `make test` just work.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo sandbox test lint type format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("syncd needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Until the daemon exists (issue #7) the main job validates the demo configuration and
+# prints the sandbox's base URLs; `make demo` then becomes sandbox + daemon.
+demo: $(VENV)/.installed
+	$(VENV)/bin/syncd --config config/demo.toml check-config
+
+sandbox: $(VENV)/.installed
+	$(VENV)/bin/syncd sandbox --listen 127.0.0.1:8900 --control
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+type: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,325 @@
+"""The `syncd` command line: parse arguments, call into the application, print results."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from syncd import __version__
+from syncd.errors import ConfigError, SchemaBehind
+
+if TYPE_CHECKING:
+    from syncd.settings import Settings
+
+# Exit codes (DESIGN §7): 0 success, 1 sync errors, 2 bad usage or config.
+EXIT_OK = 0
+EXIT_SYNC_ERROR = 1
+EXIT_USAGE = 2
+
+CONFIG_SEARCH = (Path("syncd.toml"), Path("/etc/syncd/syncd.toml"))
+
+
+def resolve_config_path(explicit: str | None, environ: dict[str, str] | None = None) -> Path:
+    """`--config`, else $SYNCD_CONFIG, else ./syncd.toml, else /etc/syncd/syncd.toml."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("SYNCD_CONFIG"):
+        return Path(env["SYNCD_CONFIG"])
+    for candidate in CONFIG_SEARCH:
+        if candidate.exists():
+            return candidate
+    return CONFIG_SEARCH[0]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"syncd: {message}", err=True)
+    sys.exit(code)
+
+
+def _load(ctx: click.Context) -> Settings:
+    """Load the settings named by the global --config option, or exit 2 with every problem."""
+    from syncd.settings import load_settings
+
+    path = resolve_config_path(ctx.obj.get("config"))
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        click.echo(f"syncd: {path}: {len(exc.problems)} problem(s) in the configuration:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _not_available(command: str, issue: str) -> Callable[[], NoReturn]:
+    def run() -> NoReturn:
+        _fail(
+            f"`{command}` is not available yet in this version of syncd ({issue}); "
+            "see CHANGELOG.md for what is.",
+            EXIT_USAGE,
+        )
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    envvar=None,
+    help="Config file. Default: $SYNCD_CONFIG, else ./syncd.toml, else /etc/syncd/syncd.toml.",
+)
+@click.version_option(__version__, prog_name="syncd")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """syncd keeps contacts and invoices in step between Simplicate, Perfex CRM, Moneybird
+    and SimplBooks.
+
+    Exit codes: 0 success, 1 sync errors, 2 bad usage or configuration.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@main.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the config file and print every problem with its TOML path (no network)."""
+    settings = _load(ctx)
+    accounts = sum(len(w.accounts) for w in settings.workspaces)
+    flows = sum(len(w.flows) for w in settings.workspaces)
+    click.echo(
+        f"{resolve_config_path(ctx.obj.get('config'))}: OK "
+        f"({len(settings.workspaces)} workspace(s), {accounts} account(s), {flows} flow(s))"
+    )
+
+
+@main.group("db")
+def db() -> None:
+    """Database schema: upgrade it, or check that it is current."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply every pending migration (alembic upgrade head)."""
+    from syncd.store import migrate
+
+    settings = _load(ctx)
+    migrate.upgrade(settings.database.url)
+    status = migrate.current(settings.database.url)
+    click.echo(f"database schema is at {status.current} (head)")
+
+
+@db.command("check")
+@click.pass_context
+def db_check(ctx: click.Context) -> None:
+    """Exit 0 when the schema is at head; otherwise say what to run and exit 1."""
+    from syncd.store import migrate
+
+    settings = _load(ctx)
+    try:
+        migrate.ensure_current(settings.database.url)
+    except SchemaBehind as exc:
+        _fail(str(exc), EXIT_SYNC_ERROR)
+    status = migrate.current(settings.database.url)
+    click.echo(f"database schema is current ({status.current})")
+
+
+@main.command("run")
+def run() -> None:
+    """Run the daemon in the foreground (Type=notify under systemd)."""
+    _not_available("syncd run", "issue #7, daemon and deployment")()
+
+
+@main.command("once")
+@click.option("--workspace", metavar="W", help="Only this workspace.")
+@click.option("--account", metavar="A", help="Only this account.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing to any vendor.")
+def once(workspace: str | None, account: str | None, dry_run: bool) -> None:
+    """Pull, merge and push until quiet, then exit with a summary."""
+    _not_available("syncd once", "issue #5, sync engine")()
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Per account: last runs, cursor, budget, outbox, conflicts, quarantine, lease."""
+    _not_available("syncd status", "issue #5, sync engine")()
+
+
+@main.group("conflicts")
+def conflicts() -> None:
+    """The manual conflict queue."""
+
+
+@conflicts.command("list")
+def conflicts_list() -> None:
+    """List open conflicts."""
+    _not_available("syncd conflicts list", "issue #5, sync engine")()
+
+
+@conflicts.command("show")
+@click.argument("conflict_id")
+def conflicts_show(conflict_id: str) -> None:
+    """Show one conflict with every candidate value."""
+    _not_available("syncd conflicts show", "issue #5, sync engine")()
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_id")
+@click.option("--take", "take", metavar="ACCOUNT", required=True, help="Keep this account's value.")
+def conflicts_resolve(conflict_id: str, take: str) -> None:
+    """Resolve a conflict by taking one account's value."""
+    _not_available("syncd conflicts resolve", "issue #5, sync engine")()
+
+
+@main.group("matches")
+def matches() -> None:
+    """The identity-review queue (ambiguous matches)."""
+
+
+@matches.command("list")
+def matches_list() -> None:
+    """List matches awaiting a decision."""
+    _not_available("syncd matches list", "issue #5, sync engine")()
+
+
+@matches.command("accept")
+@click.argument("match_id")
+def matches_accept(match_id: str) -> None:
+    """Accept a proposed match (link the records)."""
+    _not_available("syncd matches accept", "issue #5, sync engine")()
+
+
+@matches.command("reject")
+@click.argument("match_id")
+def matches_reject(match_id: str) -> None:
+    """Reject a proposed match (the record becomes a new entity)."""
+    _not_available("syncd matches reject", "issue #5, sync engine")()
+
+
+@main.command("explain")
+@click.argument("resource", type=click.Choice(["contacts", "invoices"]))
+@click.argument("record_id")
+def explain(resource: str, record_id: str) -> None:
+    """Every decision made for one record (canonical id or ACCOUNT:EXTERNAL_ID)."""
+    _not_available("syncd explain", "issue #5, sync engine")()
+
+
+@main.command("sandbox")
+@click.option("--listen", default="127.0.0.1:8900", show_default=True, metavar="HOST:PORT")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated data.")
+@click.option("--contacts", default=40, show_default=True, type=click.IntRange(0, 1_000_000))
+@click.option("--invoices", default=40, show_default=True, type=click.IntRange(0, 1_000_000))
+@click.option(
+    "--overlap",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of contacts that exist in more than one vendor.",
+)
+@click.option(
+    "--rate-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Divide every rate-limit window by this (60: a minute's budget per second).",
+)
+@click.option("--no-rate-limits", is_flag=True, help="Serve without rate limits.")
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Probability that a request gets an injected fault.",
+)
+@click.option(
+    "--fault-kinds",
+    default=None,
+    metavar="K1,K2",
+    help="Only these fault kinds (default: all).",
+)
+@click.option("--control", is_flag=True, help="Serve the test-only /_sandbox/ control API.")
+def sandbox(
+    listen: str,
+    seed: int,
+    contacts: int,
+    invoices: int,
+    overlap: float,
+    rate_scale: float,
+    no_rate_limits: bool,
+    fault_rate: float,
+    fault_kinds: str | None,
+    control: bool,
+) -> None:
+    """Serve faithful emulators of the four vendor APIs (for tests and the demo)."""
+    from syncd.sandbox.base import FAULT_KINDS, SandboxOptions
+    from syncd.sandbox.server import serve
+
+    _parse_listen(listen)
+    kinds = FAULT_KINDS
+    if fault_kinds:
+        kinds = tuple(k.strip() for k in fault_kinds.split(",") if k.strip())
+        unknown = sorted(set(kinds) - set(FAULT_KINDS))
+        if unknown:
+            raise click.BadParameter(
+                f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)}",
+                param_hint="--fault-kinds",
+            )
+    options = SandboxOptions(
+        seed=seed,
+        contacts=contacts,
+        invoices=invoices,
+        overlap=overlap,
+        rate_limits=not no_rate_limits,
+        rate_scale=rate_scale,
+        fault_rate=fault_rate,
+        fault_kinds=kinds,
+        control=control,
+    )
+    try:
+        asyncio.run(_until_signal(serve(listen, options)))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _fail(f"cannot listen on {listen}: {exc.strerror or exc}", EXIT_USAGE)
+
+
+async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until it ends or SIGTERM/SIGINT arrives; then cancel it and return."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def _parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(
+            f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:8900)", param_hint="--listen"
+        )
+    return host.strip("[]"), int(port)
+
+
+@main.command("demo")
+@click.option("--once", "run_once", is_flag=True, help="Exit 0 after convergence, with a summary.")
+def demo(run_once: bool) -> None:
+    """Sandbox + daemon on SQLite with config/demo.toml, showing live progress."""
+    _not_available("syncd demo", "issue #7, daemon and deployment")()
