@@ -1,0 +1,3 @@
+"""Tests of the canonical store."""
+
+from __future__ import annotations
