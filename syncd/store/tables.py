@@ -248,6 +248,9 @@ class Link(Base):
     external_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = _updated()
+    # Set when the account deleted the record under ``delete = "ignore"``: the link is
+    # kept so the record is never created there again, and nothing is written to it.
+    detached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Cursor(Base):
