@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from sqlalchemy.engine import URL, make_url
 
 # Local runs explore new random examples every time. CI (.ci/run exports
 # HYPOTHESIS_PROFILE=ci) runs a fixed, derandomised set so that a red build is
 # reproducible; every failure found locally is kept in .hypothesis/ and replayed.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
-from sqlalchemy.engine import URL, make_url
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
