@@ -1,4 +1,5 @@
-"""What every emulator shares: sliding-window rate limits, seeded faults, and the middleware."""
+"""What every emulator shares: sliding-window rate limits, seeded faults, the middleware,
+and JSON text with exact decimal numbers."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import random
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -27,6 +30,53 @@ HTML_ERROR_PAGE = (
     "<p>The application could not handle your request. Please try again in a few minutes."
     "</p></body></html>\n"
 )
+
+
+# ---------------------------------------------------------------- JSON with exact decimals
+
+# Writes one Decimal as the text of a JSON number; vendors differ only in this.
+NumberFormat = Callable[[Decimal], str]
+
+
+def plain_decimal(value: Decimal) -> str:
+    """Positional digits without trailing fractional zeros: 13.70 -> "13.7", 1E+3 -> "1000".
+
+    No rounding happens, whatever the number of digits (``Decimal.normalize`` would round
+    to the context precision).
+    """
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def exact_json(value: Any, number: NumberFormat) -> str:
+    """Compact JSON text in which every Decimal is a JSON number written by ``number``.
+
+    Amounts never pass through float, so what the emulator stores is what the client
+    reads. Mapping keys become strings; tuples are arrays; anything else raises TypeError.
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Decimal):
+        return number(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = (
+            f"{json.dumps(str(k), ensure_ascii=False)}:{exact_json(v, number)}"
+            for k, v in value.items()
+        )
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(exact_json(v, number) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 # ---------------------------------------------------------------- rate limits

@@ -61,6 +61,7 @@ from syncd.sandbox.base import (
     VendorSeed,
 )
 from syncd.sandbox.base import VendorEmulator as _VendorEmulator
+from syncd.sandbox.common import exact_json, plain_decimal
 
 TOKEN_HEADER: Final = "X-Simplbooks-Token"  # noqa: S105 - a header name, not a secret
 INPUT_FORMAT_HEADER: Final = "X-Input-Format"
@@ -332,36 +333,13 @@ def _invalid(*messages: str) -> ApiError:
 
 def _decimal_literal(value: Decimal) -> str:
     """A JSON number for a Decimal, as PHP's json_encode prints a float (13.70 -> 13.7)."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text in {"", "-0"}:
-        text = "0"
-    return text
+    text = plain_decimal(value)
+    return "0" if text in {"", "-0"} else text
 
 
 def render_json(value: Any) -> str:
     """Serialise to JSON text with Decimals as exact JSON numbers (never through float)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        return _decimal_literal(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        items = (
-            f"{json.dumps(str(k), ensure_ascii=False)}:{render_json(v)}" for k, v in value.items()
-        )
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(render_json(v) for v in value) + "]"
-    raise TypeError(f"cannot render {type(value).__name__} as JSON")
+    return exact_json(value, _decimal_literal)
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from syncd.sandbox.common import exact_json, plain_decimal
 
 _KEY = re.compile(r"^q((?:\[[^\[\]]*\])+)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
@@ -349,30 +350,11 @@ def omit_empty(value: Any) -> Any:
 
 
 def _number(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
+    text = plain_decimal(value)
     # The vendor's amounts are PHP floats: an integral one is written with ".0".
     return text if "." in text else f"{text}.0"
 
 
 def dumps(value: Any) -> str:
     """JSON text in which Decimals are numbers (never routed through float)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Decimal):
-        return _number(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        inner = ",".join(
-            f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()
-        )
-        return "{" + inner + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    return exact_json(value, _number)
