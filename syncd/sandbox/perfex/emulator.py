@@ -220,6 +220,24 @@ class _ItemInput:
     taxes: tuple[tuple[str, Decimal], ...]
 
 
+def _no_refresh() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What the HTTP handlers and the control hooks need to know about one record type."""
+
+    resource: str  # "customers": the path, the table and the control-API name
+    label: str  # "Customer": in 404 and success messages
+    view: Callable[[Row], Row]  # the row as a single-record response shows it
+    new: Callable[[Row, Source], Row]
+    update: Callable[[int, Row, Source], Row]
+    remove: Callable[[int], str | None]  # a refusal message, or None once deleted
+    created: str = "created"  # the verb of the create message ("Payment recorded ...")
+    refresh: Callable[[], None] = _no_refresh  # runs before a single-record read
+
+
 class _Reply(Exception):
     """Stop handling and send this response."""
 
@@ -266,6 +284,43 @@ class PerfexEmulator(VendorEmulator):
         if self.quirks.burst_limit:
             self.default_rate_windows = (RateWindow(1000, 3600.0), RateWindow(100, 60.0))
         self._clear()
+        kinds = (
+            _Kind(
+                "customers",
+                "Customer",
+                self._customer_view,
+                self._new_customer,
+                self._update_customer_row,
+                self._delete_customer_row,
+            ),
+            _Kind(
+                "contacts",
+                "Contact",
+                self._contact_view,
+                self._new_contact,
+                self._update_contact_row,
+                self._delete_contact_row,
+            ),
+            _Kind(
+                "invoices",
+                "Invoice",
+                self._invoice_detail_view,
+                self._new_invoice,
+                self._update_invoice_row,
+                self._delete_invoice_row,
+                refresh=self._run_cron,
+            ),
+            _Kind(
+                "payments",
+                "Payment",
+                self._payment_view,
+                self._new_payment,
+                self._update_payment_row,
+                self._delete_payment_row,
+                created="recorded",
+            ),
+        )
+        self._kinds = {kind.resource: kind for kind in kinds}
 
     # ------------------------------------------------------------------ state
 
@@ -312,28 +367,20 @@ class PerfexEmulator(VendorEmulator):
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/customers", self._list_customers),
             ("POST", "/customers", self._create_customer),
-            ("GET", "/customers/{id}", self._get_customer),
-            ("PUT", "/customers/{id}", self._update_customer),
-            ("DELETE", "/customers/{id}", self._delete_customer),
+            *self._record_routes("customers"),
             ("GET", "/customers/{id}/contacts", self._list_customer_contacts),
             ("GET", "/customers/{id}/invoices", self._list_customer_invoices),
             ("GET", "/contacts", self._list_contacts),
-            ("POST", "/contacts", self._create_contact),
-            ("GET", "/contacts/{id}", self._get_contact),
-            ("PUT", "/contacts/{id}", self._update_contact),
-            ("DELETE", "/contacts/{id}", self._delete_contact),
+            ("POST", "/contacts", self._create_handler("contacts")),
+            *self._record_routes("contacts"),
             ("GET", "/invoices", self._list_invoices),
-            ("POST", "/invoices", self._create_invoice),
-            ("GET", "/invoices/{id}", self._get_invoice),
-            ("PUT", "/invoices/{id}", self._update_invoice),
-            ("DELETE", "/invoices/{id}", self._delete_invoice),
+            ("POST", "/invoices", self._create_handler("invoices")),
+            *self._record_routes("invoices"),
             ("GET", "/invoices/{id}/payments", self._list_invoice_payments),
             ("POST", "/invoices/{id}/send", self._send_invoice),
             ("GET", "/payments", self._list_payments),
-            ("POST", "/payments", self._create_payment),
-            ("GET", "/payments/{id}", self._get_payment),
-            ("PUT", "/payments/{id}", self._update_payment),
-            ("DELETE", "/payments/{id}", self._delete_payment),
+            ("POST", "/payments", self._create_handler("payments")),
+            *self._record_routes("payments"),
             ("GET", "/currencies", self._list_currencies),
             ("GET", "/taxes", self._list_taxes),
             ("GET", "/payment-modes", self._list_payment_modes),
@@ -530,31 +577,73 @@ class PerfexEmulator(VendorEmulator):
     def _invoice_list_view(self, row: Row) -> Row:
         return self._invoice_view(row, detail=False)
 
+    def _invoice_detail_view(self, row: Row) -> Row:
+        return self._invoice_view(row, detail=True)
+
     # ------------------------------------------------------------------ lookups
 
-    def _customer_or_404(self, customer_id: int) -> Row:
-        row = self._customers.get(customer_id)
+    def _path_row(self, request: web.Request, resource: str) -> tuple[int, Row]:
+        """The id in the path and its row, or a 404 in the record type's words."""
+        kind = self._kinds[resource]
+        key = self._path_id(request, kind.label)
+        row = self._table(resource).get(key)
         if row is None:
-            raise _Reply(_error(404, "Customer not found"))
-        return row
+            raise _Reply(_error(404, f"{kind.label} not found"))
+        return key, row
 
-    def _contact_or_404(self, contact_id: int) -> Row:
-        row = self._contacts.get(contact_id)
-        if row is None:
-            raise _Reply(_error(404, "Contact not found"))
-        return row
+    # ------------------------------------------------------------------ one record (HTTP)
 
-    def _invoice_or_404(self, invoice_id: int) -> Row:
-        row = self._invoices.get(invoice_id)
-        if row is None:
-            raise _Reply(_error(404, "Invoice not found"))
-        return row
+    def _record_routes(self, resource: str) -> list[tuple[str, str, Handler]]:
+        """GET, PUT and DELETE on /{resource}/{id}: the same for every record type."""
+        kind = self._kinds[resource]
 
-    def _payment_or_404(self, payment_id: int) -> Row:
-        row = self._payments.get(payment_id)
-        if row is None:
-            raise _Reply(_error(404, "Payment not found"))
-        return row
+        async def get(request: web.Request) -> web.StreamResponse:
+            kind.refresh()
+            _, row = self._path_row(request, resource)
+            return _json({"status": "success", "data": kind.view(row)})
+
+        async def update(request: web.Request) -> web.StreamResponse:
+            key, _ = self._path_row(request, resource)
+            body = await self._body(request)
+            row = kind.update(key, body, "api")
+            self.counters.writes += 1
+            return _json(
+                {
+                    "status": "success",
+                    "message": f"{kind.label} updated successfully",
+                    "data": kind.view(row),
+                }
+            )
+
+        async def delete(request: web.Request) -> web.StreamResponse:
+            key, _ = self._path_row(request, resource)
+            refusal = kind.remove(key)
+            if refusal is not None:
+                return _error(400, refusal)
+            self.counters.writes += 1
+            return _json({"status": "success", "message": f"{kind.label} deleted successfully"})
+
+        item = f"/{resource}/{{id}}"
+        return [("GET", item, get), ("PUT", item, update), ("DELETE", item, delete)]
+
+    def _create_handler(self, resource: str) -> Handler:
+        async def create(request: web.Request) -> web.StreamResponse:
+            body = await self._body(request)
+            return self._created(resource, self._kinds[resource].new(body, "api"))
+
+        return create
+
+    def _created(self, resource: str, row: Row) -> web.Response:
+        kind = self._kinds[resource]
+        self.counters.writes += 1
+        return _json(
+            {
+                "status": "success",
+                "message": f"{kind.label} {kind.created} successfully",
+                "data": kind.view(row),
+            },
+            201,
+        )
 
     # ------------------------------------------------------------------ customers (HTTP)
 
@@ -574,10 +663,6 @@ class PerfexEmulator(VendorEmulator):
                 continue
             rows.append(row)
         return self._page(request, rows, self._customer_view)
-
-    async def _get_customer(self, request: web.Request) -> web.StreamResponse:
-        row = self._customer_or_404(self._path_id(request, "Customer"))
-        return _json({"status": "success", "data": self._customer_view(row)})
 
     async def _create_customer(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
@@ -600,47 +685,14 @@ class PerfexEmulator(VendorEmulator):
                 "api",
                 require_names=False,
             )
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Customer created successfully",
-                "data": self._customer_view(row),
-            },
-            201,
-        )
-
-    async def _update_customer(self, request: web.Request) -> web.StreamResponse:
-        customer_id = self._path_id(request, "Customer")
-        self._customer_or_404(customer_id)
-        body = await self._body(request)
-        row = self._update_customer_row(customer_id, body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Customer updated successfully",
-                "data": self._customer_view(row),
-            }
-        )
-
-    async def _delete_customer(self, request: web.Request) -> web.StreamResponse:
-        customer_id = self._path_id(request, "Customer")
-        self._customer_or_404(customer_id)
-        refusal = self._delete_customer_row(customer_id)
-        if refusal is not None:
-            return _error(400, refusal)
-        self.counters.writes += 1
-        return _json({"status": "success", "message": "Customer deleted successfully"})
+        return self._created("customers", row)
 
     async def _list_customer_contacts(self, request: web.Request) -> web.StreamResponse:
-        customer_id = self._path_id(request, "Customer")
-        self._customer_or_404(customer_id)
+        customer_id, _ = self._path_row(request, "customers")
         return self._contacts_page(request, str(customer_id))
 
     async def _list_customer_invoices(self, request: web.Request) -> web.StreamResponse:
-        customer_id = self._path_id(request, "Customer")
-        self._customer_or_404(customer_id)
+        customer_id, _ = self._path_row(request, "customers")
         return self._invoices_page(request, str(customer_id))
 
     # ------------------------------------------------------------------ contacts (HTTP)
@@ -672,46 +724,6 @@ class PerfexEmulator(VendorEmulator):
             rows.append(row)
         return self._page(request, rows, self._contact_view)
 
-    async def _get_contact(self, request: web.Request) -> web.StreamResponse:
-        row = self._contact_or_404(self._path_id(request, "Contact"))
-        return _json({"status": "success", "data": self._contact_view(row)})
-
-    async def _create_contact(self, request: web.Request) -> web.StreamResponse:
-        body = await self._body(request)
-        row = self._new_contact(body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Contact created successfully",
-                "data": self._contact_view(row),
-            },
-            201,
-        )
-
-    async def _update_contact(self, request: web.Request) -> web.StreamResponse:
-        contact_id = self._path_id(request, "Contact")
-        self._contact_or_404(contact_id)
-        body = await self._body(request)
-        row = self._update_contact_row(contact_id, body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Contact updated successfully",
-                "data": self._contact_view(row),
-            }
-        )
-
-    async def _delete_contact(self, request: web.Request) -> web.StreamResponse:
-        contact_id = self._path_id(request, "Contact")
-        self._contact_or_404(contact_id)
-        refusal = self._delete_contact_row(contact_id)
-        if refusal is not None:
-            return _error(400, refusal)
-        self.counters.writes += 1
-        return _json({"status": "success", "message": "Contact deleted successfully"})
-
     # ------------------------------------------------------------------ invoices (HTTP)
 
     async def _list_invoices(self, request: web.Request) -> web.StreamResponse:
@@ -738,56 +750,13 @@ class PerfexEmulator(VendorEmulator):
         ]
         return self._page(request, rows, self._invoice_list_view)
 
-    async def _get_invoice(self, request: web.Request) -> web.StreamResponse:
-        self._run_cron()
-        row = self._invoice_or_404(self._path_id(request, "Invoice"))
-        return _json({"status": "success", "data": self._invoice_view(row, detail=True)})
-
-    async def _create_invoice(self, request: web.Request) -> web.StreamResponse:
-        body = await self._body(request)
-        row = self._new_invoice(body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Invoice created successfully",
-                "data": self._invoice_view(row, detail=True),
-            },
-            201,
-        )
-
-    async def _update_invoice(self, request: web.Request) -> web.StreamResponse:
-        invoice_id = self._path_id(request, "Invoice")
-        self._invoice_or_404(invoice_id)
-        body = await self._body(request)
-        row = self._update_invoice_row(invoice_id, body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Invoice updated successfully",
-                "data": self._invoice_view(row, detail=True),
-            }
-        )
-
-    async def _delete_invoice(self, request: web.Request) -> web.StreamResponse:
-        invoice_id = self._path_id(request, "Invoice")
-        self._invoice_or_404(invoice_id)
-        refusal = self._delete_invoice_row(invoice_id)
-        if refusal is not None:
-            return _error(400, refusal)
-        self.counters.writes += 1
-        return _json({"status": "success", "message": "Invoice deleted successfully"})
-
     async def _list_invoice_payments(self, request: web.Request) -> web.StreamResponse:
-        invoice_id = self._path_id(request, "Invoice")
-        self._invoice_or_404(invoice_id)
+        invoice_id, _ = self._path_row(request, "invoices")
         rows = sorted(self._invoice_payments(invoice_id), key=lambda r: int(r["id"]))
         return self._page(request, rows, self._payment_view)
 
     async def _send_invoice(self, request: web.Request) -> web.StreamResponse:
-        invoice_id = self._path_id(request, "Invoice")
-        row = self._invoice_or_404(invoice_id)
+        _, row = self._path_row(request, "invoices")
         if int(row["status"]) == STATUS_CANCELLED:
             return _error(400, "A cancelled invoice cannot be sent")
         recipients = [
@@ -832,44 +801,6 @@ class PerfexEmulator(VendorEmulator):
                 continue
             rows.append(row)
         return self._page(request, rows, self._payment_view)
-
-    async def _get_payment(self, request: web.Request) -> web.StreamResponse:
-        row = self._payment_or_404(self._path_id(request, "Payment"))
-        return _json({"status": "success", "data": self._payment_view(row)})
-
-    async def _create_payment(self, request: web.Request) -> web.StreamResponse:
-        body = await self._body(request)
-        row = self._new_payment(body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Payment recorded successfully",
-                "data": self._payment_view(row),
-            },
-            201,
-        )
-
-    async def _update_payment(self, request: web.Request) -> web.StreamResponse:
-        payment_id = self._path_id(request, "Payment")
-        self._payment_or_404(payment_id)
-        body = await self._body(request)
-        row = self._update_payment_row(payment_id, body, "api")
-        self.counters.writes += 1
-        return _json(
-            {
-                "status": "success",
-                "message": "Payment updated successfully",
-                "data": self._payment_view(row),
-            }
-        )
-
-    async def _delete_payment(self, request: web.Request) -> web.StreamResponse:
-        payment_id = self._path_id(request, "Payment")
-        self._payment_or_404(payment_id)
-        self._delete_payment_row(payment_id)
-        self.counters.writes += 1
-        return _json({"status": "success", "message": "Payment deleted successfully"})
 
     # ------------------------------------------------------------------ lookups (HTTP)
 
@@ -946,12 +877,11 @@ class PerfexEmulator(VendorEmulator):
             raise Invalid(errors)
         return changes
 
-    def _new_customer(self, fields: Row, source: Source) -> Row:
-        changes = self._customer_changes(fields, source, creating=True)
+    def _customer_row(self, customer_id: int, source: Source, created: str) -> Row:
+        """A tblclients row with every column at the value a blank form stores."""
         # Records typed into the admin UI store "" for empty inputs; API inserts leave NULL.
         empty = "" if source == "ui" else None
-        customer_id = self._take_id("customers")
-        row: Row = {
+        return {
             "userid": str(customer_id),
             "company": "",
             "vat": empty,
@@ -962,7 +892,7 @@ class PerfexEmulator(VendorEmulator):
             "state": empty,
             "address": empty,
             "website": empty,
-            "datecreated": self._now_local(),
+            "datecreated": created,
             "active": "1",
             "leadid": None,
             "billing_street": empty,
@@ -984,6 +914,11 @@ class PerfexEmulator(VendorEmulator):
             "registration_confirmed": "1",
             "addedfrom": "1" if source == "ui" else "0",
         }
+
+    def _new_customer(self, fields: Row, source: Source) -> Row:
+        changes = self._customer_changes(fields, source, creating=True)
+        customer_id = self._take_id("customers")
+        row = self._customer_row(customer_id, source, self._now_local())
         row.update(changes)
         self._customers[customer_id] = row
         return row
@@ -1074,13 +1009,25 @@ class PerfexEmulator(VendorEmulator):
         if not require_names:
             fields = {**fields, "lastname": fields.get("lastname") or "-"}
         changes, primary = self._contact_changes(fields, source, creating=True, contact_id=None)
-        empty = "" if source == "ui" else None
         contact_id = self._take_id("contacts")
         customer_key = changes["userid"]
         has_primary = any(
             c["userid"] == customer_key and c["is_primary"] == "1" for c in self._contacts.values()
         )
-        now = self._now_local()
+        row = self._contact_row(contact_id, customer_key, source, self._now_local())
+        changes.pop("password", None)
+        row.update(changes)
+        self._contacts[contact_id] = row
+        # A customer's first contact is always its primary one.
+        if primary == "1" or not has_primary:
+            self._make_primary(contact_id)
+        return row
+
+    def _contact_row(
+        self, contact_id: int, customer_key: str | None, source: Source, created: str
+    ) -> Row:
+        """A tblcontacts row with every column at the value a blank form stores."""
+        empty = "" if source == "ui" else None
         row: Row = {
             "id": str(contact_id),
             "userid": customer_key,
@@ -1090,11 +1037,11 @@ class PerfexEmulator(VendorEmulator):
             "email": "",
             "phonenumber": empty,
             "title": empty,
-            "datecreated": now,
+            "datecreated": created,
             "password": self._fake_password_hash(contact_id, 0),
             "new_pass_key": None,
             "new_pass_key_requested": None,
-            "email_verified_at": now,
+            "email_verified_at": created,
             "email_verification_key": None,
             "email_verification_sent_at": None,
             "last_ip": None,
@@ -1105,12 +1052,6 @@ class PerfexEmulator(VendorEmulator):
             "direction": empty,
         }
         row.update(dict.fromkeys(_CONTACT_MAIL_FLAGS, "1"))
-        changes.pop("password", None)
-        row.update(changes)
-        self._contacts[contact_id] = row
-        # A customer's first contact is always its primary one.
-        if primary == "1" or not has_primary:
-            self._make_primary(contact_id)
         return row
 
     def _make_primary(self, contact_id: int) -> None:
@@ -1349,22 +1290,64 @@ class PerfexEmulator(VendorEmulator):
         if currency is None:
             default = customer["default_currency"]
             currency = default if default != "0" else self._system_currency()
-        empty = "" if source == "ui" else None
         invoice_id = self._take_id("invoices")
-        row: Row = {
+        row = self._invoice_row(
+            invoice_id,
+            customer,
+            source,
+            self._now_local(),
+            number=number,
+            prefix=self._invoice_prefix,
+            date=day,
+            duedate=(
+                dt.date.fromisoformat(day) + dt.timedelta(days=INVOICE_DUE_AFTER_DAYS)
+            ).isoformat(),
+            currency=currency,
+            status=STATUS_DRAFT if draft else STATUS_UNPAID,
+        )
+        header.pop("number", None)
+        row.update(header)
+        self._invoices[invoice_id] = row
+        self._replace_items(invoice_id, items)
+        self._apply_totals(row, explicit)
+        if not draft:
+            # Perfex bumps next_invoice_number on every finalised invoice, whatever number it got.
+            self._next_invoice_number += 1
+        self._recompute_status(row)
+        return row
+
+    def _invoice_row(
+        self,
+        invoice_id: int,
+        customer: Row | None,
+        source: Source,
+        created: str,
+        *,
+        number: str,
+        prefix: str,
+        date: str,
+        duedate: str,
+        currency: str,
+        status: int,
+    ) -> Row:
+        """A tblinvoices row, unsent, with no totals yet, addressed as the customer is."""
+        empty = "" if source == "ui" else None
+
+        def from_customer(column: str, blank: str) -> Any:
+            return blank if customer is None else customer[column]
+
+        return {
             "id": str(invoice_id),
             "sent": "0",
             "datesend": None,
-            "clientid": customer["userid"],
+            "clientid": from_customer("userid", "0"),
             "deleted_customer_name": None,
             "number": number,
-            "prefix": self._invoice_prefix,
+            "prefix": prefix,
             "number_format": "1",
-            "datecreated": self._now_local(),
-            "date": day,
-            "duedate": (
-                dt.date.fromisoformat(day) + dt.timedelta(days=INVOICE_DUE_AFTER_DAYS)
-            ).isoformat(),
+            "datecreated": created,
+            "date": date,
+            "duedate": duedate,
             "currency": currency,
             "subtotal": "0.00",
             "total_tax": "0.00",
@@ -1372,7 +1355,7 @@ class PerfexEmulator(VendorEmulator):
             "adjustment": "0.00",
             "addedfrom": "1" if source == "ui" else "0",
             "hash": self._digest("invoice-hash", invoice_id)[:32],
-            "status": str(STATUS_DRAFT if draft else STATUS_UNPAID),
+            "status": str(status),
             "clientnote": empty,
             "adminnote": empty,
             "last_overdue_reminder": None,
@@ -1392,16 +1375,11 @@ class PerfexEmulator(VendorEmulator):
             "last_recurring_date": None,
             "terms": empty,
             "sale_agent": "0",
-            "billing_street": customer["billing_street"],
-            "billing_city": customer["billing_city"],
-            "billing_state": customer["billing_state"],
-            "billing_zip": customer["billing_zip"],
-            "billing_country": customer["billing_country"],
-            "shipping_street": customer["shipping_street"],
-            "shipping_city": customer["shipping_city"],
-            "shipping_state": customer["shipping_state"],
-            "shipping_zip": customer["shipping_zip"],
-            "shipping_country": customer["shipping_country"],
+            **{
+                f"{kind}_{part}": from_customer(f"{kind}_{part}", "0" if part == "country" else "")
+                for kind in ("billing", "shipping")
+                for part in ("street", "city", "state", "zip", "country")
+            },
             "include_shipping": "0",
             "show_shipping_on_invoice": "1",
             "show_quantity_as": "1",
@@ -1409,16 +1387,6 @@ class PerfexEmulator(VendorEmulator):
             "subscription_id": "0",
             "short_link": None,
         }
-        header.pop("number", None)
-        row.update(header)
-        self._invoices[invoice_id] = row
-        self._replace_items(invoice_id, items)
-        self._apply_totals(row, explicit)
-        if not draft:
-            # Perfex bumps next_invoice_number on every finalised invoice, whatever number it got.
-            self._next_invoice_number += 1
-        self._recompute_status(row)
-        return row
 
     def _system_currency(self) -> str:
         for currency_id, currency in sorted(self._currencies.items()):
@@ -1663,39 +1631,25 @@ class PerfexEmulator(VendorEmulator):
         country = str(COUNTRY_ID_BY_ISO2.get(contact.country, 0))
         customer_id = self._take_id("customers")
         created = self._local(contact.created_at)
-        self._customers[customer_id] = {
-            "userid": str(customer_id),
-            "company": contact.name,
-            "vat": contact.vat_number or "",
-            "phonenumber": contact.phone or "",
-            "country": country,
-            "city": contact.city or "",
-            "zip": contact.postal_code or "",
-            "state": "",
-            "address": contact.address or "",
-            "website": contact.website or "",
-            "datecreated": created,
-            "active": "1",
-            "leadid": None,
-            "billing_street": contact.address or "",
-            "billing_city": contact.city or "",
-            "billing_state": "",
-            "billing_zip": contact.postal_code or "",
-            "billing_country": country,
-            "shipping_street": "",
-            "shipping_city": "",
-            "shipping_state": "",
-            "shipping_zip": "",
-            "shipping_country": "0",
-            "longitude": None,
-            "latitude": None,
-            "default_language": "",
-            "default_currency": "0",
-            "show_primary_contact": "0",
-            "stripe_id": None,
-            "registration_confirmed": "1",
-            "addedfrom": "1",
-        }
+        # Seeded records were typed into the admin UI.
+        customer = self._customer_row(customer_id, "ui", created)
+        customer.update(
+            {
+                "company": contact.name,
+                "vat": contact.vat_number or "",
+                "phonenumber": contact.phone or "",
+                "country": country,
+                "city": contact.city or "",
+                "zip": contact.postal_code or "",
+                "address": contact.address or "",
+                "website": contact.website or "",
+                "billing_street": contact.address or "",
+                "billing_city": contact.city or "",
+                "billing_zip": contact.postal_code or "",
+                "billing_country": country,
+            }
+        )
+        self._customers[customer_id] = customer
         first, last = contact.first_name, contact.last_name
         if not (first or last) and contact.kind == "person":
             first, _, last = contact.name.partition(" ")
@@ -1704,30 +1658,16 @@ class PerfexEmulator(VendorEmulator):
             first, last = contact.email.split("@", 1)[0].capitalize(), contact.name
         if first or last or contact.email:
             contact_id = self._take_id("contacts")
-            row: Row = {
-                "id": str(contact_id),
-                "userid": str(customer_id),
-                "is_primary": "1",
-                "firstname": first or "",
-                "lastname": last or "",
-                "email": contact.email or "",
-                "phonenumber": contact.phone or "",
-                "title": "",
-                "datecreated": created,
-                "password": self._fake_password_hash(contact_id, 0),
-                "new_pass_key": None,
-                "new_pass_key_requested": None,
-                "email_verified_at": created,
-                "email_verification_key": None,
-                "email_verification_sent_at": None,
-                "last_ip": None,
-                "last_login": None,
-                "last_password_change": None,
-                "active": "1",
-                "profile_image": None,
-                "direction": "",
-            }
-            row.update(dict.fromkeys(_CONTACT_MAIL_FLAGS, "1"))
+            row = self._contact_row(contact_id, str(customer_id), "ui", created)
+            row.update(
+                {
+                    "is_primary": "1",
+                    "firstname": first or "",
+                    "lastname": last or "",
+                    "email": contact.email or "",
+                    "phonenumber": contact.phone or "",
+                }
+            )
             self._contacts[contact_id] = row
         return customer_id
 
@@ -1759,62 +1699,20 @@ class PerfexEmulator(VendorEmulator):
         invoice_id = self._take_id("invoices")
         created = self._local(invoice.created_at)
         sent = invoice.status not in ("draft", "open")
-        row: Row = {
-            "id": str(invoice_id),
-            "sent": "1" if sent else "0",
-            "datesend": created if sent else None,
-            "clientid": "0" if customer is None else customer["userid"],
-            "deleted_customer_name": None,
-            "number": str(number),
-            "prefix": prefix,
-            "number_format": "1",
-            "datecreated": created,
-            "date": invoice.issue_date.isoformat(),
-            "duedate": invoice.due_date.isoformat(),
-            "currency": self._currency_id(invoice.currency),
-            "subtotal": "0.00",
-            "total_tax": "0.00",
-            "total": "0.00",
-            "adjustment": "0.00",
-            "addedfrom": "1",
-            "hash": self._digest("invoice-hash", invoice_id)[:32],
-            "status": str(status),
-            "clientnote": "",
-            "adminnote": "",
-            "last_overdue_reminder": None,
-            "last_due_reminder": None,
-            "cancel_overdue_reminders": "0",
-            "allowed_payment_modes": php_serialize_strings(self._payment_modes),
-            "token": None,
-            "discount_percent": "0.00",
-            "discount_total": "0.00",
-            "discount_type": "",
-            "recurring": "0",
-            "recurring_type": None,
-            "custom_recurring": "0",
-            "cycles": "0",
-            "total_cycles": "0",
-            "is_recurring_from": None,
-            "last_recurring_date": None,
-            "terms": "",
-            "sale_agent": "0",
-            "billing_street": "" if customer is None else customer["billing_street"],
-            "billing_city": "" if customer is None else customer["billing_city"],
-            "billing_state": "" if customer is None else customer["billing_state"],
-            "billing_zip": "" if customer is None else customer["billing_zip"],
-            "billing_country": "0" if customer is None else customer["billing_country"],
-            "shipping_street": "",
-            "shipping_city": "",
-            "shipping_state": "",
-            "shipping_zip": "",
-            "shipping_country": "0",
-            "include_shipping": "0",
-            "show_shipping_on_invoice": "1",
-            "show_quantity_as": "1",
-            "project_id": "0",
-            "subscription_id": "0",
-            "short_link": None,
-        }
+        row = self._invoice_row(
+            invoice_id,
+            customer,
+            "ui",
+            created,
+            number=str(number),
+            prefix=prefix,
+            date=invoice.issue_date.isoformat(),
+            duedate=invoice.due_date.isoformat(),
+            currency=self._currency_id(invoice.currency),
+            status=status,
+        )
+        if sent:
+            row.update({"sent": "1", "datesend": created})
         self._invoices[invoice_id] = row
         self._replace_items(
             invoice_id,
@@ -1885,58 +1783,27 @@ class PerfexEmulator(VendorEmulator):
             raise ValueError(f"perfex has no resource {resource!r}; use one of {RESOURCES}")
         return tables[resource]
 
-    def _view(self, resource: str, row: Row) -> Row:
-        if resource == "customers":
-            return self._customer_view(row)
-        if resource == "contacts":
-            return self._contact_view(row)
-        if resource == "invoices":
-            return self._invoice_view(row, detail=True)
-        return self._payment_view(row)
-
     def mutate(self, resource: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(resource)
-        key = self._record_id(record_id, table)
+        key = self._record_id(record_id, self._table(resource))
+        kind = self._kinds[resource]
         try:
-            if resource == "customers":
-                row = self._update_customer_row(key, fields, "ui")
-            elif resource == "contacts":
-                row = self._update_contact_row(key, fields, "ui")
-            elif resource == "invoices":
-                row = self._update_invoice_row(key, fields, "ui")
-            else:
-                row = self._update_payment_row(key, fields, "ui")
+            row = kind.update(key, fields, "ui")
         except Invalid as problem:
             raise ValueError(str(problem)) from None
-        return self._view(resource, row)
+        return kind.view(row)
 
     def create(self, resource: str, fields: dict[str, Any]) -> dict[str, Any]:
         self._table(resource)
+        kind = self._kinds[resource]
         try:
-            if resource == "customers":
-                row = self._new_customer(fields, "ui")
-            elif resource == "contacts":
-                row = self._new_contact(fields, "ui")
-            elif resource == "invoices":
-                row = self._new_invoice(fields, "ui")
-            else:
-                row = self._new_payment(fields, "ui")
+            row = kind.new(fields, "ui")
         except Invalid as problem:
             raise ValueError(str(problem)) from None
-        return self._view(resource, row)
+        return kind.view(row)
 
     def delete(self, resource: str, record_id: str) -> None:
-        table = self._table(resource)
-        key = self._record_id(record_id, table)
-        refusal: str | None = None
-        if resource == "customers":
-            refusal = self._delete_customer_row(key)
-        elif resource == "contacts":
-            refusal = self._delete_contact_row(key)
-        elif resource == "invoices":
-            refusal = self._delete_invoice_row(key)
-        else:
-            self._delete_payment_row(key)
+        key = self._record_id(record_id, self._table(resource))
+        refusal = self._kinds[resource].remove(key)
         if refusal is not None:
             raise ValueError(refusal)
 
