@@ -20,6 +20,9 @@ from aiohttp.typedefs import Handler, Middleware
 from syncd.sandbox.base import FAULT_KINDS, RateDecision, VendorEmulator
 
 READ_ONLY_FAULTS = frozenset({"garbled", "html"})
+# The wait an injected 429 asks for. Retry-After counts whole seconds, so 1 s is the
+# shortest a vendor can announce; it is not divided by options.rate_scale for that reason.
+FAULT_RETRY_AFTER_SECONDS = 1.0
 WRITE_ONLY_FAULTS = frozenset({"lost_response"})
 
 # What a proxy or a hosting panel sends when the application behind it is broken: a page
@@ -140,17 +143,19 @@ class SlidingWindowLimiter:
             key=lambda d: d.reset_seconds,
         )
 
-    def peek(self, now: float) -> RateDecision:
-        """A refusal describing the tightest window, without taking anything (for faults)."""
+    def fault_decision(self, now: float) -> RateDecision:
+        """A refusal for an injected 429: the tightest window's size, a short fixed wait.
+
+        An injected 429 stands for a passing refusal, not a used-up window, so it asks for
+        FAULT_RETRY_AFTER_SECONDS whatever the window's length, and whether or not rate
+        limits are on. Nothing is taken from the windows.
+        """
         windows = self.windows()
         if not windows:
-            return RateDecision(False, 0, 0, 1.0, 1.0)
+            return RateDecision(False, 0, 0, FAULT_RETRY_AFTER_SECONDS, FAULT_RETRY_AFTER_SECONDS)
         counted = [(self._count(now, w), w) for w in windows]
-        count, tightest = min(counted, key=lambda cw: (cw[1].limit - cw[0], -cw[1].seconds))
-        decision = self._decision(now, tightest, count, allowed=False)
-        return RateDecision(
-            False, decision.limit, 0, decision.reset_seconds, decision.window_seconds
-        )
+        _, tightest = min(counted, key=lambda cw: (cw[1].limit - cw[0], -cw[1].seconds))
+        return RateDecision(False, tightest.limit, 0, FAULT_RETRY_AFTER_SECONDS, tightest.seconds)
 
     def _count(self, now: float, window: _Window) -> int:
         return len(self._log) - bisect.bisect_right(self._log, now - window.seconds)
@@ -305,7 +310,7 @@ async def _apply_fault(
     emulator = runtime.emulator
     if kind == "rate_limit":
         emulator.counters.rate_limited += 1
-        return emulator.rate_limited_response(runtime.limiter.peek(runtime.now()))
+        return emulator.rate_limited_response(runtime.limiter.fault_decision(runtime.now()))
     if kind == "server_error":
         return emulator.server_error_response(500)
     if kind == "unavailable":

@@ -58,15 +58,13 @@ STATE_KEYS: dict[Resource, str] = {
 
 
 def options(**overrides: Any) -> SandboxOptions:
-    """A small seeded world; no rate limits, no faults. The high rate_scale only shortens
-    the Retry-After of injected 429 faults (seconds instead of the 5-minute window)."""
+    """A small seeded world; no rate limits, no faults."""
     values: dict[str, Any] = {
         "seed": 7,
         "contacts": 24,
         "invoices": 16,
         "overlap": 0.3,
         "rate_limits": False,
-        "rate_scale": 1000.0,
         "fault_rate": 0.0,
         "control": True,
     }

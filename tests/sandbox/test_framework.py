@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -312,6 +313,68 @@ async def test_rate_limit_fault_answers_with_the_vendors_own_429(
         assert resp.headers["RateLimit-Remaining"] == "0"
     assert emulator.counters.rate_limited == 1
     assert emulator.counters.faults == {"rate_limit": 1}
+
+
+@pytest.mark.parametrize("rate_limits", [False, True], ids=["limits-off", "limits-on"])
+async def test_rate_limit_fault_asks_for_a_short_wait_not_the_whole_window(
+    tiny_sandbox: SandboxHandle, auth: Auth, rate_limits: bool
+) -> None:
+    # The stand-in's window is a minute; an injected 429 still asks for one second.
+    await _faulted(tiny_sandbox, "rate_limit", rate_limits=rate_limits)
+    url = f"{tiny_sandbox.base_urls['moneybird']}/contacts"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=auth(tiny_sandbox)) as resp:
+        assert resp.status == 429
+        assert resp.headers["Retry-After"] == "1"
+
+
+def _vendor_request(handle: SandboxHandle, vendor: str) -> tuple[str, dict[str, str]]:
+    """A list request that passes each real emulator's auth."""
+    creds = handle.credentials[vendor]  # type: ignore[index]
+    base = handle.base_urls[vendor]  # type: ignore[index]
+    if vendor == "simplicate":
+        headers = {"Authentication-Key": creds["key"], "Authentication-Secret": creds["secret"]}
+        return f"{base}/crm/organization", headers
+    if vendor == "moneybird":
+        return f"{base}/contacts.json", {"Authorization": f"Bearer {creds['token']}"}
+    if vendor == "perfex":
+        return f"{base}/customers", {"X-API-KEY": creds["api_key"]}
+    return f"{base}/clients/list", {"X-Simplbooks-Token": creds["token"]}
+
+
+async def test_every_vendor_answers_an_injected_429_in_its_own_format_with_a_short_wait() -> None:
+    clock = FrozenClock()
+    now = int(clock.now.timestamp())
+    options = SandboxOptions(
+        contacts=4, invoices=0, rate_limits=False, fault_rate=1.0, fault_kinds=("rate_limit",)
+    )
+    answers: dict[str, tuple[Any, Any]] = {}
+    async with running_sandbox(options, clock=clock) as handle:
+        # The two vendors that document no rate-limit headers get the optional Retry-After.
+        simplicate = handle.emulators["simplicate"]
+        simplicate.quirks = dataclasses.replace(simplicate.quirks, retry_after_header=True)  # type: ignore[attr-defined]
+        handle.emulators["simplbooks"].retry_after_header = True  # type: ignore[attr-defined]
+        async with aiohttp.ClientSession() as http:
+            for vendor in VENDORS:
+                url, headers = _vendor_request(handle, vendor)
+                async with http.get(url, headers=headers) as resp:
+                    assert resp.status == 429, vendor
+                    answers[vendor] = (resp.headers.copy(), await resp.json(content_type=None))
+        assert all(handle.counters(v).faults == {"rate_limit": 1} for v in VENDORS)
+
+    headers, body = answers["simplicate"]
+    assert headers["Retry-After"] == "1"
+    assert body["errors"] == ["Too Many Requests"]
+    headers, body = answers["moneybird"]
+    assert body == "Retry later"
+    assert headers["Retry-After"] == headers["RateLimit-Reset"] == str(now + 1)  # epochs
+    assert headers["RateLimit-Limit"] == "150"
+    headers, body = answers["perfex"]
+    assert headers["Retry-After"] == "1"
+    assert headers["X-RateLimit-Reset"] == str(now + 1)
+    assert body == {"status": "error", "message": "Rate limit exceeded", "retry_after": 1}
+    headers, body = answers["simplbooks"]
+    assert headers["Retry-After"] == "1"
+    assert "Number of permitted inquiries per minute: 60" in json.dumps(body)
 
 
 async def test_read_only_and_write_only_faults_skip_requests_they_do_not_fit(
