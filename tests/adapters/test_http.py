@@ -47,6 +47,8 @@ from syncd.settings import AccountSettings, RateLimitWindow
 BASE = "https://acme.example.test/api/v2"
 SECRET = "sk_live_6f1c2b9e4d7a"
 NOW = 1_780_000_000.0  # a fixed Unix time for Retry-After arithmetic
+DEFAULT = RetryPolicy()
+TRIES = DEFAULT.attempts  # what a safe call gets by default
 
 
 class _Response(aiohttp.ClientResponse):
@@ -260,12 +262,12 @@ async def test_response_text_is_cut_to_2000_characters(http: VendorHttp, vendor:
 async def test_200_that_is_not_json_is_retried_on_a_get_and_never_returned_as_data(
     http: VendorHttp, vendor: Vendor, body: str, content_type: str, detail: str
 ) -> None:
-    vendor.answer("GET", "/contacts.json", times=4, body=body, content_type=content_type)
+    vendor.answer("GET", "/contacts.json", times=TRIES, body=body, content_type=content_type)
 
     with pytest.raises(VendorUnavailable, match=detail):
         await http.get("/contacts.json")
 
-    assert http.calls == 4
+    assert http.calls == TRIES
 
 
 async def test_garbled_200_followed_by_a_good_answer_returns_the_good_one(
@@ -483,14 +485,14 @@ async def test_429_is_retried_even_for_a_post_because_it_was_not_processed(
 async def test_429_every_time_ends_in_rate_limited_with_retry_after(
     http: VendorHttp, vendor: Vendor, budget: Budget
 ) -> None:
-    vendor.answer("GET", "/contacts.json", times=4, status=429, headers={"Retry-After": "12"})
+    vendor.answer("GET", "/contacts.json", times=TRIES, status=429, headers={"Retry-After": "12"})
 
     with pytest.raises(RateLimited) as caught:
         await http.get("/contacts.json")
 
     assert caught.value.retry_after == pytest.approx(12.0)
-    assert budget.penalties == [pytest.approx(12.0)] * 4
-    assert http.calls == 4
+    assert budget.penalties == [pytest.approx(12.0)] * TRIES
+    assert http.calls == TRIES
 
 
 async def test_429_without_a_budget_sleeps_retry_after_itself(
@@ -565,33 +567,51 @@ async def test_429_asking_for_longer_than_max_delay_gives_up_at_once_without_a_b
 async def test_5xx_on_a_get_is_retried_with_growing_jittered_backoff_then_unavailable(
     http: VendorHttp, vendor: Vendor, sleeper: Sleeper, log: list[Any], status: int
 ) -> None:
-    vendor.answer("GET", "/contacts.json", times=4, status=status, payload={"error": "boom"})
+    vendor.answer("GET", "/contacts.json", times=TRIES, status=status, payload={"error": "boom"})
 
     with pytest.raises(VendorUnavailable, match=f"{status}: boom"):
         await http.get("/contacts.json")
 
-    assert http.calls == 4
-    assert len(sleeper.sleeps) == 3
+    assert http.calls == TRIES
+    assert len(sleeper.sleeps) == TRIES - 1
     for n, delay in enumerate(sleeper.sleeps):
-        assert 0.5 * 2**n * 0.5 <= delay <= 0.5 * 2**n * 1.5
-    assert log.count("acquire:pull") == 4
+        low, high = (DEFAULT.base_delay * 2**n * jitter for jitter in (0.5, 1.5))
+        assert min(low, DEFAULT.max_backoff) <= delay <= min(high, DEFAULT.max_backoff)
+    assert sum(sleeper.sleeps) <= DEFAULT.worst_case_backoff()
+    assert log.count("acquire:pull") == TRIES
     assert "success" not in log
 
 
-async def test_backoff_is_capped_at_max_delay(
-    session: aiohttp.ClientSession, vendor: Vendor
+def test_default_policy_survives_a_20_percent_fault_rate_without_long_waits() -> None:
+    # A 300-page listing at 20 % faults fails when any one page fails every try.
+    listing_fails = 1 - (1 - 0.2**DEFAULT.attempts) ** 300
+    assert DEFAULT.attempts >= 6
+    assert listing_fails < 0.05
+    assert DEFAULT.worst_case_backoff() <= 10.0  # seconds a hopeless call spends pausing
+    assert DEFAULT.max_delay >= 30.0  # a vendor's Retry-After of half a minute is waited out
+
+
+@pytest.mark.parametrize(
+    ("policy", "cap"),
+    [
+        (RetryPolicy(attempts=6, base_delay=1.0, max_backoff=5.0), 5.0),
+        (RetryPolicy(attempts=6, base_delay=1.0, max_backoff=60.0, max_delay=3.0), 3.0),
+    ],
+    ids=["max_backoff", "max_delay"],
+)
+async def test_backoff_is_capped(
+    session: aiohttp.ClientSession, vendor: Vendor, policy: RetryPolicy, cap: float
 ) -> None:
     sleeper = Sleeper()
-    http = make_http(
-        session, sleep=sleeper, retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=5.0)
-    )
+    http = make_http(session, sleep=sleeper, retry=policy)
     vendor.answer("GET", "/x", times=6, status=500)
 
     with pytest.raises(VendorUnavailable):
         await http.get("/x")
 
-    assert max(sleeper.sleeps) <= 5.0
-    assert sleeper.sleeps[-1] == 5.0
+    assert max(sleeper.sleeps) <= cap
+    assert sleeper.sleeps[-1] == cap
+    assert sum(sleeper.sleeps) <= policy.worst_case_backoff()
 
 
 async def test_503_retry_after_is_honoured(
@@ -688,12 +708,12 @@ async def test_transport_failure_after_sending_a_post_is_uncertain(
 async def test_transport_failure_on_a_get_is_retried_then_unavailable(
     http: VendorHttp, vendor: Vendor, exception: Exception
 ) -> None:
-    vendor.answer("GET", "/contacts.json", times=4, exception=exception)
+    vendor.answer("GET", "/contacts.json", times=TRIES, exception=exception)
 
     with pytest.raises(VendorUnavailable):
         await http.get("/contacts.json")
 
-    assert http.calls == 4
+    assert http.calls == TRIES
 
 
 def _refused() -> aiohttp.ClientConnectorError:
@@ -718,7 +738,7 @@ async def test_connection_refused_on_a_post_is_retried_because_nothing_was_sent(
 async def test_connection_refused_every_time_ends_in_vendor_unavailable(
     http: VendorHttp, vendor: Vendor
 ) -> None:
-    vendor.answer("POST", "/contacts.json", times=4, exception=_refused())
+    vendor.answer("POST", "/contacts.json", times=TRIES, exception=_refused())
 
     with pytest.raises(VendorUnavailable, match="cannot connect"):
         await http.post("/contacts.json", json={"name": "Acme"})
@@ -809,16 +829,16 @@ def _echo(**kwargs: Any) -> dict[str, Any]:
         ("GET", [_echo(status=403)], AuthFailed),
         ("GET", [_echo(status=404)], NotFound),
         ("POST", [_echo(status=422)], SkipRecord),
-        ("GET", [_echo(status=500)] * 4, VendorUnavailable),
+        ("GET", [_echo(status=500)] * TRIES, VendorUnavailable),
         ("POST", [_echo(status=500)], Uncertain),
-        ("GET", [_echo(status=429)] * 4, RateLimited),
+        ("GET", [_echo(status=429)] * TRIES, RateLimited),
         ("GET", [{"status": 302, "headers": {"Location": f"https://x.test/?t={SECRET}"}}], Fatal),
         ("POST", [{"exception": aiohttp.ServerDisconnectedError()}], Uncertain),
-        ("GET", [{"exception": TimeoutError()}] * 4, VendorUnavailable),
-        ("POST", [{"exception": _refused()}] * 4, VendorUnavailable),
+        ("GET", [{"exception": TimeoutError()}] * TRIES, VendorUnavailable),
+        ("POST", [{"exception": _refused()}] * TRIES, VendorUnavailable),
         (
             "GET",
-            [{"body": f"<html>{SECRET}</html>", "content_type": "text/html"}] * 4,
+            [{"body": f"<html>{SECRET}</html>", "content_type": "text/html"}] * TRIES,
             VendorUnavailable,
         ),
     ],

@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 
 from syncd.adapters.base import Resource, VendorAdapter
-from syncd.adapters.http import RetryPolicy
 from syncd.adapters.perfex import auth_headers, classify, create_adapter
 from syncd.adapters.perfex.adapter import PerfexAdapter, _paged
 from syncd.adapters.perfex.client import ListPage
@@ -37,9 +36,6 @@ from syncd.settings import AccountSettings
 from tests.adapters.contract import AdapterContract, collect, records, sample_contact
 
 PAGE_SIZE = 5
-# Faulted reads are retried more often than in production so that a seeded 20 % fault rate
-# cannot fail a listing by chance (0.2 ** 6 per call); backoff sleeps are skipped.
-TEST_RETRY = RetryPolicy(attempts=6, base_delay=0.01, max_delay=2.0)
 
 
 class ReferencePerfex(PerfexEmulator):
@@ -124,7 +120,6 @@ def make_adapter(
         session,
         budget=None,
         sleep=_no_wait,
-        retry=TEST_RETRY,
         number_padding=4,  # the seeded company pads its numbers to 4 digits
     )
     for name in ("contacts", "invoices", "payments"):
