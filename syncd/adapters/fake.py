@@ -8,9 +8,13 @@ suite as the real adapters, so engine tests on the fake rely on real behaviour.
 A vendor is ``incremental`` (every change gets a higher sequence number, and the cursor
 is the highest sequence seen, like Moneybird versions) or ``snapshot`` (every listing is
 everything, like Perfex). Faults follow the HTTP layer's rules: a failed read is retried
-a few times and then raises ``VendorUnavailable``; a failed write raises ``Uncertain``
-(with the write committed or not, at random, as "response lost" or "reset") or
-``RateLimited`` (not committed).
+as often as ``VendorHttp`` tries a safe call and then raises ``VendorUnavailable``; a
+failed write raises ``Uncertain`` (with the write committed or not, at random, as
+"response lost" or "reset") or ``RateLimited`` (not committed).
+
+``create_adapter`` is the registry's factory for the vendor slug "fake": accounts with the
+same ``base_url`` share one ``FakeVendor`` (see ``shared_vendor``), so a test can act on
+the vendor behind an adapter the application built.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import asyncio
 import dataclasses
 import datetime as dt
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from syncd.adapters.base import (
     Canonical,
@@ -35,6 +39,7 @@ from syncd.adapters.base import (
     VendorAdapter,
     VendorRecord,
 )
+from syncd.adapters.http import DEFAULT_ATTEMPTS, RateBudget
 from syncd.core.model import (
     CONTACT_FIELDS,
     INVOICE_FIELDS,
@@ -46,7 +51,13 @@ from syncd.core.model import (
 )
 from syncd.errors import AuthFailed, RateLimited, Uncertain, VendorUnavailable
 
-READ_ATTEMPTS = 6  # as http.py: P(six faults in a row at 20 %) is 6e-5
+if TYPE_CHECKING:
+    import aiohttp
+
+    from syncd.settings import AccountSettings
+
+# A faulted read is tried as often as VendorHttp tries a safe call.
+READ_ATTEMPTS = DEFAULT_ATTEMPTS
 
 
 def _utcnow() -> dt.datetime:
@@ -149,15 +160,28 @@ _FIELDS: Mapping[Resource, frozenset[str]] = {
 class FakeResource(ResourceAdapter):
     """One resource of a FakeVendor behind the adapter contract."""
 
-    def __init__(self, vendor: FakeVendor, resource: Resource, page_size: int = 50) -> None:
+    def __init__(
+        self,
+        vendor: FakeVendor,
+        resource: Resource,
+        page_size: int = 50,
+        budget: RateBudget | None = None,
+    ) -> None:
         self.vendor = vendor
         self.resource = resource
         self.page_size = page_size
+        self.budget = budget
 
     # -- fault plumbing, mirroring http.py's rules
-    async def _read(self) -> None:
+    async def _take(self, lane: Lane) -> None:
+        """One token per simulated request, as VendorHttp takes one per attempt."""
+        if self.budget is not None:
+            await self.budget.acquire(lane)
+
+    async def _read(self, lane: Lane = "pull") -> None:
         self._auth()
         for _ in range(READ_ATTEMPTS):
+            await self._take(lane)
             if self.vendor._fault(write=False) is None:
                 return
             await asyncio.sleep(0)
@@ -167,8 +191,9 @@ class FakeResource(ResourceAdapter):
         if self.vendor.credentials != "good":
             raise AuthFailed(f"{self.vendor.name} rejected the credentials")
 
-    def _write_fault(self) -> str | None:
+    async def _write_fault(self) -> str | None:
         self._auth()
+        await self._take("push")
         kind = self.vendor._fault(write=True)
         if kind == "rate_limit":
             raise RateLimited(f"{self.vendor.name} answered 429", retry_after=0.0)
@@ -206,7 +231,7 @@ class FakeResource(ResourceAdapter):
         high = self.vendor.seq
         offset = start
         while True:
-            await self._read()
+            await self._read(lane)
             chunk, items = items[: self.page_size], items[self.page_size :]
             offset += len(chunk)
             final = not items
@@ -224,7 +249,7 @@ class FakeResource(ResourceAdapter):
                 return
 
     async def list_ids(self, *, lane: Lane = "reconcile") -> AsyncIterator[list[IdVersion]]:
-        await self._read()
+        await self._read(lane)
         batch = [
             IdVersion(k, str(s.seq), archived=bool(getattr(s.value, "archived", False)))
             for k, s in sorted(self.vendor.records[self.resource].items())
@@ -236,14 +261,14 @@ class FakeResource(ResourceAdapter):
             yield []
 
     async def get(self, external_id: str, *, lane: Lane = "pull") -> VendorRecord | None:
-        await self._read()
+        await self._read(lane)
         stored = self.vendor.records[self.resource].get(external_id)
         if stored is None or stored.deleted:
             return None
         return self._record(external_id, stored)
 
     async def create(self, value: Canonical, *, client_token: str | None) -> VendorRecord:
-        kind = self._write_fault()
+        kind = await self._write_fault()
         if kind in (None, "lost_response") or (kind and self.vendor._rng.random() < 0.5):
             external_id = str(self.vendor.next_id)
             self.vendor.next_id += 1
@@ -260,7 +285,7 @@ class FakeResource(ResourceAdapter):
         unknown = fields - _FIELDS[self.resource]
         if unknown:
             raise ValueError(f"unknown {self.resource} field(s): {sorted(unknown)}")
-        kind = self._write_fault()
+        kind = await self._write_fault()
         stored = self.vendor._live(self.resource, external_id)
         if kind in (None, "lost_response") or (kind and self.vendor._rng.random() < 0.5):
             changes = {name: getattr(value, name) for name in fields}
@@ -271,7 +296,7 @@ class FakeResource(ResourceAdapter):
         return self._record(external_id, self.vendor.records[self.resource][external_id])
 
     async def remove(self, external_id: str) -> None:
-        kind = self._write_fault()
+        kind = await self._write_fault()
         self.vendor._live(self.resource, external_id)
         if kind in (None, "lost_response") or (kind and self.vendor._rng.random() < 0.5):
             if self.vendor.removal == "archive" and self.resource == "contacts":
@@ -284,7 +309,7 @@ class FakeResource(ResourceAdapter):
     async def find(
         self, *, client_token: str | None, natural_key: Canonical | None
     ) -> VendorRecord | None:
-        await self._read()
+        await self._read("push")  # a lookup that settles an uncertain write
         live = [(k, s) for k, s in self.vendor.records[self.resource].items() if not s.deleted]
         if client_token is not None:
             for k, s in live:
@@ -310,7 +335,14 @@ def _natural_key(value: Canonical) -> tuple[Any, ...]:
 class FakeAdapter(VendorAdapter):
     """A VendorAdapter over a FakeVendor."""
 
-    def __init__(self, vendor: FakeVendor, *, account: str = "fake", page_size: int = 50) -> None:
+    def __init__(
+        self,
+        vendor: FakeVendor,
+        *,
+        account: str = "fake",
+        page_size: int = 50,
+        budget: RateBudget | None = None,
+    ) -> None:
         self.vendor_state = vendor
         self.vendor = "fake"
         self.account = account
@@ -323,10 +355,48 @@ class FakeAdapter(VendorAdapter):
             webhooks=False,
             client_token_field={"contacts": "token", "invoices": "token", "payments": "token"},
         )
-        self._resources = {r: FakeResource(vendor, r, page_size) for r in _FIELDS}
+        self._resources = {r: FakeResource(vendor, r, page_size, budget) for r in _FIELDS}
 
     def resource(self, name: Resource) -> FakeResource:
         return self._resources[name]
 
     async def verify(self) -> None:
         await self._resources["contacts"]._read()
+
+
+# ---------------------------------------------------------------- the registry's factory
+
+_SHARED: dict[str, FakeVendor] = {}
+
+
+def shared_vendor(key: str) -> FakeVendor:
+    """The FakeVendor behind ``key`` (an account's base_url), made on first use.
+
+    Every adapter ``create_adapter`` builds for the same base_url acts on this one vendor,
+    so a test can seed it, edit it as a human would, or inject faults.
+    """
+    vendor = _SHARED.get(key)
+    if vendor is None:
+        vendor = _SHARED[key] = FakeVendor(name=f"fake {key}")
+    return vendor
+
+
+def forget_shared_vendors() -> None:
+    """Drop every shared FakeVendor (between tests)."""
+    _SHARED.clear()
+
+
+def create_adapter(
+    account: AccountSettings,
+    session: aiohttp.ClientSession,
+    *,
+    budget: RateBudget | None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> FakeAdapter:
+    """The registry's factory for "fake": an adapter over ``shared_vendor(account.base_url)``.
+
+    ``session`` and ``sleep`` are accepted for the factory signature and not used (nothing
+    goes over the network, and the fake never waits); ``budget`` gets one token per
+    simulated request.
+    """
+    return FakeAdapter(shared_vendor(account.base_url), account=account.name, budget=budget)
