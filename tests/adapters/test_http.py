@@ -8,7 +8,7 @@ import logging
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +16,7 @@ from unittest.mock import Mock
 
 import aiohttp
 import pytest
-from aioresponses import CallbackResult, aioresponses
+from aioresponses import CallbackResult
 from yarl import URL
 
 from syncd.adapters.http import (
@@ -43,6 +43,7 @@ from syncd.errors import (
     VendorUnavailable,
 )
 from syncd.settings import AccountSettings, RateLimitWindow
+from tests.adapters.conftest import MockedHttp
 
 BASE = "https://acme.example.test/api/v2"
 SECRET = "sk_live_6f1c2b9e4d7a"
@@ -51,18 +52,10 @@ DEFAULT = RetryPolicy()
 TRIES = DEFAULT.attempts  # what a safe call gets by default
 
 
-class _Response(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 predates aiohttp's required ``stream_writer`` argument."""
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", Mock(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
 class Vendor:
     """Registers canned answers for paths under BASE and records what was sent."""
 
-    def __init__(self, mocked: aioresponses, log: list[Any]) -> None:
+    def __init__(self, mocked: MockedHttp, log: list[Any]) -> None:
         self._mocked = mocked
         self.log = log
         self.sent: list[dict[str, Any]] = []
@@ -74,9 +67,7 @@ class Vendor:
             return None
 
         for _ in range(times):
-            self._mocked.add(
-                BASE + path, method=method, response_class=_Response, callback=record, **kwargs
-            )
+            self._mocked.add(BASE + path, method=method, callback=record, **kwargs)
 
 
 class Budget:
@@ -113,9 +104,8 @@ def log() -> list[Any]:
 
 
 @pytest.fixture
-def vendor(log: list[Any]) -> Iterator[Vendor]:
-    with aioresponses() as mocked:
-        yield Vendor(mocked, log)
+def vendor(mocked_http: MockedHttp, log: list[Any]) -> Vendor:
+    return Vendor(mocked_http, log)
 
 
 @pytest.fixture
@@ -1008,3 +998,16 @@ def test_importing_the_registry_imports_no_vendor_adapter() -> None:
 
     loaded = set(ast.literal_eval(out))
     assert loaded <= {"syncd.adapters.base", "syncd.adapters.http", "syncd.adapters.registry"}
+
+
+# --------------------------------------------------------------------------- the aioresponses shim
+
+
+async def test_mocked_http_answers_with_any_registration_shortcut(
+    mocked_http: MockedHttp, session: aiohttp.ClientSession
+) -> None:
+    mocked_http.get(BASE + "/a", payload={"ok": True})
+    mocked_http.add(BASE + "/b", method="POST", status=201, body="{}")
+    async with session.get(BASE + "/a") as first, session.post(BASE + "/b") as second:
+        assert (first.status, await first.json()) == (200, {"ok": True})
+        assert (second.status, await second.json()) == (201, {})
