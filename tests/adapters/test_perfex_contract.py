@@ -38,12 +38,12 @@ from tests.adapters.contract import AdapterContract, collect, records, sample_co
 PAGE_SIZE = 5
 
 
-class ReferencePerfex(PerfexEmulator):
-    """The emulator as the v1 reference shows customer creation: an e-mail makes the primary
-    contact (seeds/002: ``POST /customers {"company": ..., "email": ...}``)."""
+class EmailDroppingPerfex(PerfexEmulator):
+    """Drops the e-mail of a customer create (Themesic's module) instead of making the
+    primary contact from it as the v1 reference does (the emulator's default)."""
 
     def __init__(self, options: SandboxOptions, clock: Clock) -> None:
-        super().__init__(options, clock, PerfexQuirks(customer_email_creates_contact=True))
+        super().__init__(options, clock, PerfexQuirks(customer_email_creates_contact=False))
 
 
 class ThemesicAuthPerfex(PerfexEmulator):
@@ -53,23 +53,16 @@ class ThemesicAuthPerfex(PerfexEmulator):
         super().__init__(options, clock, PerfexQuirks(auth_style="themesic"))
 
 
-class ThemesicListsPerfex(ReferencePerfex):
+class ThemesicListsPerfex(PerfexEmulator):
     """Lists the Themesic way: a page beyond the last repeats it; an empty list is a 404."""
 
     def __init__(self, options: SandboxOptions, clock: Clock) -> None:
-        PerfexEmulator.__init__(
-            self,
-            options,
-            clock,
-            PerfexQuirks(
-                customer_email_creates_contact=True,
-                clamp_page_beyond_last=True,
-                empty_list_404=True,
-            ),
+        super().__init__(
+            options, clock, PerfexQuirks(clamp_page_beyond_last=True, empty_list_404=True)
         )
 
 
-class TightPerfex(ReferencePerfex):
+class TightPerfex(PerfexEmulator):
     """Three requests per window, so a short burst meets the vendor's own 429."""
 
     default_rate_windows = (RateWindow(3, 3600.0),)
@@ -90,7 +83,7 @@ def _options(**overrides: Any) -> SandboxOptions:
 
 @asynccontextmanager
 async def perfex_sandbox(
-    emulator: type[PerfexEmulator] = ReferencePerfex, **overrides: Any
+    emulator: type[PerfexEmulator] = PerfexEmulator, **overrides: Any
 ) -> AsyncIterator[SandboxHandle]:
     async with running_sandbox(
         _options(**overrides), vendors=("perfex",), emulator_classes={"perfex": emulator}
@@ -362,10 +355,26 @@ async def test_a_lost_invoice_create_is_found_by_its_token(
     assert await invoices.find(client_token="inv-never", natural_key=wanted) is None
 
 
+async def test_a_contact_create_gets_its_primary_contact_from_the_customer_email(
+    adapter: PerfexAdapter, side: PerfexSide
+) -> None:
+    # The emulator's default, as the v1 reference shows: the e-mail sent with the customer
+    # becomes its primary contact, so the adapter adds no second one.
+    before = await side.writes()
+    wanted = sample_contact(first_name="Anna", last_name="de Vries")
+    created = await adapter.resource("contacts").create(wanted, client_token=None)
+    assert await side.writes() == before + 1, "one customer create, nothing after it"
+    owned = [c for c in (await side.state())["contacts"] if c["userid"] == created.external_id]
+    assert [(c["email"], c["is_primary"]) for c in owned] == [(wanted.email, "1")]
+    assert created.value == wanted
+    fetched = await adapter.resource("contacts").get(created.external_id)
+    assert fetched is not None and fetched.value == wanted
+
+
 async def test_a_contact_create_adds_the_primary_contact_when_perfex_drops_the_email(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with perfex_sandbox(PerfexEmulator) as served:  # the emulator's default quirks
+    async with perfex_sandbox(EmailDroppingPerfex) as served:
         adapter = make_adapter(served, session)
         side = PerfexSide(session, served)
         before = await side.writes()

@@ -478,27 +478,34 @@ async def test_customer_fields_of_the_wrong_type_are_rejected(api: Api) -> None:
     assert "country" in unknown_country.body["errors"]
 
 
-async def test_unknown_customer_fields_and_email_are_silently_dropped(api: Api) -> None:
+async def test_a_customer_created_with_an_email_gets_it_as_its_primary_contact(
+    api: Api,
+) -> None:
+    # seeds/002: POST /customers {"company": "ACME Corp", "email": "contact@acme.com"}.
     body = {"company": "ACME Corp", "email": "contact@acme.com", "colour": "blue"}
     reply = await api.call("POST", "/customers", json=body)
 
     customer = reply.body["data"]["userid"]
     assert reply.status == 201
-    assert "email" not in reply.body["data"]
-    assert "colour" not in reply.body["data"]
+    assert "email" not in reply.body["data"]  # customers have no e-mail column
+    assert "colour" not in reply.body["data"]  # unknown keys are dropped
     contacts = await api.get("/contacts", customer_id=customer)
-    assert contacts.body["total"] == 0
+    assert [(c["email"], c["is_primary"]) for c in contacts.body["data"]] == [
+        ("contact@acme.com", "1")
+    ]
+    assert api.emulator.counters.writes == 1
 
 
-async def test_customer_email_quirk_creates_the_primary_contact() -> None:
-    quirks = PerfexQuirks(customer_email_creates_contact=True)
+async def test_customer_email_quirk_off_drops_the_email_like_any_unknown_key() -> None:
+    quirks = PerfexQuirks(customer_email_creates_contact=False)
     async with perfex_api(quirks=quirks) as api:
         reply = await api.call(
             "POST", "/customers", json={"company": "ACME", "email": "c@acme.com"}
         )
         contacts = await api.get("/contacts", customer_id=reply.body["data"]["userid"])
 
-    assert [(c["email"], c["is_primary"]) for c in contacts.body["data"]] == [("c@acme.com", "1")]
+    assert reply.status == 201
+    assert contacts.body["total"] == 0
 
 
 async def test_update_customer_is_partial_and_unknown_ids_are_404(api: Api) -> None:

@@ -194,9 +194,10 @@ class PerfexQuirks:
     payment_mode_join: bool = False
     # v1 reference: a contact e-mail is unique per customer; Themesic: across all contacts.
     contact_email_unique: Literal["customer", "global"] = "customer"
-    # The v1 reference shows "email" in a customer create; customers have no e-mail column.
-    # False (inferred): dropped like any unknown key. True: it creates the primary contact.
-    customer_email_creates_contact: bool = False
+    # The v1 reference (seeds/002) creates a customer with {"company": ..., "email": ...};
+    # customers have no e-mail column, so the address becomes the customer's primary
+    # contact. False: dropped like any unknown key, as Themesic's module does.
+    customer_email_creates_contact: bool = True
     delete_only_last_invoice: bool = True  # Perfex option delete_only_on_last_invoice (default 1)
     # Deleting a customer keeps its invoices with clientid "0" (confirmed in Themesic source);
     # "refuse" is the Perfex admin behaviour for customers with transactions.
