@@ -307,7 +307,9 @@ class AdapterContract:
             await create_settled(contacts, value, client_token=f"ct-fault-{next(_serial)}")
         await vendor_side.set_faults(0.0, ())
         assert await vendor_side.count("contacts") == before + len(wanted)
-        names = [r.value.name for r in records(await collect(contacts.list_changes(None)))]
+        listed = records(await collect(contacts.list_changes(None)))
+        assert all(isinstance(r.value, Contact) for r in listed)
+        names = [r.value.name for r in listed if isinstance(r.value, Contact)]
         for value in wanted:
             assert names.count(value.name) == 1, f"{value.name} exists exactly once"
 
