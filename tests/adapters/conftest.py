@@ -36,5 +36,6 @@ class MockedHttp(aioresponses):
 @pytest.fixture
 def mocked_http() -> Iterator[MockedHttp]:
     """Intercept every aiohttp request; register answers with ``add`` / ``get`` / ``post``."""
-    with MockedHttp() as mocked:
+    mocked = MockedHttp()
+    with mocked:
         yield mocked

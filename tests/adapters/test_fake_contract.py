@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -125,9 +125,8 @@ def shared() -> Iterator[None]:
 
 def _fake_account(name: str, base_url: str) -> AccountSettings:
     # "fake" is not a vendor a config file may name, so the settings are built unchecked.
-    return AccountSettings.model_construct(
-        name=name, vendor="fake", base_url=base_url, credentials={}
-    )
+    fields: dict[str, Any] = {"name": name, "vendor": "fake", "base_url": base_url}
+    return AccountSettings.model_construct(**fields, credentials={})
 
 
 async def test_the_registry_builds_the_fake_over_one_shared_vendor_per_base_url(

@@ -952,7 +952,7 @@ def _simplicate_account() -> AccountSettings:
 async def test_registry_builds_the_adapter_through_the_vendors_factory(
     session: aiohttp.ClientSession, sleeper: Sleeper
 ) -> None:
-    budget = object()
+    budget: Any = object()  # the stub factory only passes it on
 
     adapter: Any = create_adapter(
         _simplicate_account(), session, budget=budget, sleep=sleeper, factories=STUB

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -387,6 +387,7 @@ async def test_a_record_edited_during_a_pass_does_not_hide_another(
         await contacts.create(sample_contact(), client_token=None)
     truth = {e.external_id for e in await all_ids(contacts)}
     pages = contacts.list_changes(None)
+    assert isinstance(pages, AsyncGenerator)  # so it can be closed after one page
     first = await anext(pages)
     await pages.aclose()
     assert not first.final and len(first.records) == PAGE_SIZE

@@ -495,7 +495,9 @@ def test_invoice_update_body_is_header_only() -> None:
 def test_an_invoice_simplicate_cannot_hold_is_skipped_with_a_reason(
     change: dict[str, Any], reason: str
 ) -> None:
-    value = dataclasses.replace(to_canonical(data("invoice_sent")), **change)  # type: ignore[arg-type]
+    sent = to_canonical(data("invoice_sent"))
+    assert isinstance(sent, Invoice)
+    value = dataclasses.replace(sent, **change)
     with pytest.raises(SkipRecord, match=reason):
         invoice_from_canonical(value, LOOKUPS)
 
@@ -787,7 +789,8 @@ def echo_contact(body: dict[str, Any], kind: str) -> dict[str, Any]:
             body.get("first_name"), body.get("family_name_prefix"), body.get("family_name")
         )
     out["created_at"] = out["updated_at"] = "2026-11-23 10:15:00"
-    return _cleanup(out)
+    cleaned: dict[str, Any] = _cleanup(out)
+    return cleaned
 
 
 def vendor_totals(lines: tuple[InvoiceLine, ...]) -> tuple[Decimal, Decimal]:
@@ -838,7 +841,8 @@ def echo_invoice(body: dict[str, Any], number: str | None, paid: Decimal) -> dic
         "total_outstanding": excl + vat_total - paid,
         "invoice_lines": lines,
     }
-    return _cleanup(out)
+    cleaned: dict[str, Any] = _cleanup(out)
+    return cleaned
 
 
 TEXT = st.text(
