@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -144,9 +146,112 @@ def run() -> None:
 @click.option("--workspace", metavar="W", help="Only this workspace.")
 @click.option("--account", metavar="A", help="Only this account.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing to any vendor.")
-def once(workspace: str | None, account: str | None, dry_run: bool) -> None:
+@click.pass_context
+def once(ctx: click.Context, workspace: str | None, account: str | None, dry_run: bool) -> None:
     """Pull, merge and push until quiet, then exit with a summary."""
-    _not_available("syncd once", "issue #5, sync engine")()
+    settings = _load(ctx)
+    _configure_logging(settings)
+    try:
+        code = asyncio.run(_once(settings, workspace, account, dry_run))
+    except KeyboardInterrupt:
+        _fail("interrupted; the next run resumes where this one stopped", EXIT_SYNC_ERROR)
+    sys.exit(code)
+
+
+def _configure_logging(settings: Settings) -> None:
+    from syncd.logs import configure_logging
+
+    configure_logging(
+        log_format=settings.daemon.log_format,
+        log_level=settings.daemon.log_level,
+        secrets=settings.secret_values(),
+    )
+    # alembic narrates every schema check at INFO; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+async def _once(
+    settings: Settings, workspace: str | None, account: str | None, dry_run: bool
+) -> int:
+    from syncd.app import open_runtime, select_accounts
+    from syncd.runner import describe_plan
+
+    try:
+        names = select_accounts(settings, workspace=workspace, account=account)
+    except LookupError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    if not names:
+        _fail("the configuration has no accounts to sync", EXIT_USAGE)
+    try:
+        async with open_runtime(settings, shared_budgets=not dry_run) as runtime:
+            engine = runtime.engine
+            if dry_run:
+                planned = await engine.dry_run(names)
+                lines = describe_plan(planned)
+                click.echo("dry run: nothing was written to any vendor or to the database")
+                for line in lines or ["nothing to write: every account is in step"]:
+                    click.echo(f"  {line}")
+                return EXIT_OK
+            with _progress(names) as show:
+                engine.progress = show
+                totals = await engine.once(names)
+            _print_summary(totals)
+            failed = [n for n, st in totals.items() if st.errors or st.failed]
+            return EXIT_SYNC_ERROR if failed else EXIT_OK
+    except SchemaBehind as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+@contextlib.contextmanager
+def _progress(names: list[str]) -> Iterator[Callable[[str, str], None]]:
+    """On a TTY: one live line per account saying what it is doing; elsewhere: nothing."""
+    if not sys.stderr.isatty():
+        yield lambda account, what: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks = {name: bar.add_task(f"{name}: waiting", total=None) for name in names}
+
+        def show(account: str, what: str) -> None:
+            if account in tasks:
+                bar.update(tasks[account], description=f"{account}: {what}")
+
+        yield show
+
+
+def _print_summary(totals: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="syncd once")
+    columns = ("pulled", "matched", "created", "updated", "conflicts", "skipped", "API calls")
+    table.add_column("account")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_column("problems")
+    for name, st in totals.items():
+        problems = "; ".join(st.errors[:2])
+        if st.failed:
+            problems = (problems + "; " if problems else "") + f"{st.failed} failed write(s)"
+        table.add_row(
+            name,
+            str(st.pulled),
+            str(st.matched),
+            str(st.created + st.new_entities),
+            str(st.updated),
+            str(st.conflicts),
+            str(st.skipped),
+            str(st.api_calls),
+            problems or "-",
+        )
+    Console(width=160).print(table)
 
 
 @main.command("status")

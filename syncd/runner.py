@@ -89,6 +89,14 @@ BACKOFF_CAP = 3600.0
 DEFER_SECONDS = 5.0  # a write waiting for its contact/invoice to be linked first
 PAGE_RETRIES = 3  # a page whose canonical rows changed under us is merged again
 
+# Fields each vendor numbers for itself (a customer number is "1001" in one system and
+# "C-17" in another, and unique in each): kept per link, never merged or written across.
+VENDOR_LOCAL_FIELDS: Mapping[str, frozenset[str]] = {
+    "contacts": frozenset({"customer_number"}),
+    "invoices": frozenset(),
+    "payments": frozenset(),
+}
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -206,6 +214,8 @@ class Engine:
         self.accounts: dict[str, AccountContext] = {}
         self._dry: AsyncSession | None = None
         self.planned: list[PlannedWrite] = []
+        # Called with (account, what is happening now); ``syncd once`` shows it on a TTY.
+        self.progress: Callable[[str, str], None] | None = None
         for workspace in settings.workspaces:
             for account in workspace.accounts:
                 if account.name not in adapters:
@@ -248,6 +258,10 @@ class Engine:
             return
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    def _progress(self, account: str, what: str) -> None:
+        if self.progress is not None:
+            self.progress(account, what)
 
     def _calls(self, name: str) -> int:
         return self._call_count(name) if self._call_count is not None else 0
@@ -315,6 +329,7 @@ class Engine:
         status = "ok"
         error: str | None = None
         async with ctx.lock:
+            self._progress(ctx.name, f"{job}")
             try:
                 with structlog.contextvars.bound_contextvars(
                     account=ctx.name, job=job, run_id=run_id
@@ -453,6 +468,7 @@ class Engine:
                     )
                     continue
                 stats.add(page_stats)
+                self._progress(ctx.name, f"pull {resource}: {stats.pulled} read")
                 break
 
     async def _inbound(
@@ -483,7 +499,10 @@ class Engine:
         self, s: AsyncSession, target: AccountContext, resource: str, fields: Mapping[str, Any]
     ) -> Contact | Invoice | Payment:
         """The value to write to ``target``: canonical references become its external ids."""
-        value = repos.value_from_fields(resource, fields)
+        local = VENDOR_LOCAL_FIELDS[resource]
+        value = repos.value_from_fields(
+            resource, {k: (None if k in local else v) for k, v in fields.items()}
+        )
         if isinstance(value, Invoice) and value.contact is not None:
             link = await repos.link_by_entity(s, target.id, "contacts", int(value.contact))
             if link is None:
@@ -731,7 +750,7 @@ class Engine:
         entity = await repos.load_entity(s, resource, link.canonical_id)
         if entity is None:
             raise LookupError(f"{resource} {link.canonical_id} linked from {ctx.name} is missing")
-        carried = ctx.adapter.capabilities.writable_fields.get(resource)
+        carried = self._synced_fields(ctx, resource)
         base = dict(link.base) if link.base else None
         if entity.deleted_at is not None:
             decision = decide_revival(
@@ -873,9 +892,8 @@ class Engine:
                 and base.get("status") not in (None, "draft")
             )
             targets.append(
-                Target.from_capabilities(
-                    name,
-                    target.adapter.capabilities,
+                self._target(
+                    target,
                     resource,
                     base=base,
                     sent=sent,
@@ -883,6 +901,31 @@ class Engine:
                 )
             )
         return targets
+
+    def _synced_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
+        """The fields of ``resource`` this account holds and that sync between accounts."""
+        writable = ctx.adapter.capabilities.writable_fields.get(resource, frozenset())
+        return frozenset(writable) - VENDOR_LOCAL_FIELDS[resource]
+
+    def _target(
+        self,
+        ctx: AccountContext,
+        resource: Resource,
+        *,
+        base: Mapping[str, Any] | None,
+        sent: bool = False,
+        detached: bool = False,
+    ) -> Target:
+        capabilities = ctx.adapter.capabilities
+        return Target(
+            account=ctx.name,
+            base=base,
+            writable=self._synced_fields(ctx, resource),
+            removal=capabilities.removal.get(resource, "none"),
+            sent_mutable=frozenset(capabilities.sent_invoice_mutable_fields),
+            sent=sent,
+            detached=detached,
+        )
 
     async def _plan(
         self,
@@ -1409,9 +1452,7 @@ class Engine:
             canonical = None
             if entity is not None and entity.deleted_at is None:
                 canonical = await repos.entity_fields(s, resource, entity)
-            target = Target.from_capabilities(
-                ctx.name, ctx.adapter.capabilities, resource, base=dict(link.base)
-            )
+            target = self._target(ctx, resource, base=dict(link.base))
             decision = decide_deletion(flow=flow.policy, target=target, canonical=canonical)
             log.info(
                 "record_vanished",

@@ -73,7 +73,6 @@ def test_db_check_fails_on_an_empty_database_then_upgrade_fixes_it(
     "args",
     [
         ["run"],
-        ["once"],
         ["status"],
         ["conflicts", "list"],
         ["matches", "list"],
@@ -85,6 +84,39 @@ def test_commands_not_built_yet_say_so_and_exit_2(args: list[str]) -> None:
     code, out = run(*args)
     assert code == 2
     assert "not available yet" in out
+
+
+def _demo_copy(tmp_path: Path, db_url: str) -> Path:
+    """config/demo.toml with its database pointed at ``db_url``."""
+    text = Path("config/demo.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "sqlite+aiosqlite:///./syncd-demo.db"', f'url = "{db_url}"')
+    path = tmp_path / "demo.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_once_refuses_a_schema_that_is_behind(tmp_path: Path) -> None:
+    config = _demo_copy(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    code, out = run("--config", str(config), "once")
+    assert code == 2
+    assert "run `syncd db upgrade`" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--account", "nope"], "no account named 'nope'"),
+        (["--workspace", "nope"], "no workspace named 'nope'"),
+        (["--workspace", "demo", "--account", "nope"], "no account named 'nope' in workspace"),
+    ],
+)
+def test_once_names_an_unknown_workspace_or_account(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    config = _demo_copy(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    code, out = run("--config", str(config), "once", *args)
+    assert code == 2
+    assert message in out
 
 
 @pytest.mark.parametrize("listen", ["8900", "localhost", "127.0.0.1:99999", ":80"])
