@@ -66,7 +66,14 @@ from syncd.core.plan import (
     describe,
     plan,
 )
-from syncd.core.policy import FlowPolicy, Origin, flow_policy
+from syncd.core.policy import (
+    FlowPolicy,
+    InvoiceRole,
+    Origin,
+    default_invoice_owners,
+    flow_policy,
+    origin_owner,
+)
 from syncd.errors import (
     AuthFailed,
     Fatal,
@@ -88,6 +95,15 @@ BACKOFF_BASE = 2.0  # seconds; doubled per attempt, capped at BACKOFF_CAP
 BACKOFF_CAP = 3600.0
 DEFER_SECONDS = 5.0  # a write waiting for its contact/invoice to be linked first
 PAGE_RETRIES = 3  # a page whose canonical rows changed under us is merged again
+
+# The side of the business each vendor is on, for the default invoice owners.
+VENDOR_ROLES: Mapping[str, InvoiceRole] = {
+    "simplicate": "crm",
+    "perfex": "crm",
+    "moneybird": "books",
+    "simplbooks": "books",
+}
+RETRY_QUARANTINE = 50  # records waiting for their contact/invoice, read again per pull
 
 # Fields each vendor numbers for itself (a customer number is "1001" in one system and
 # "C-17" in another, and unique in each): kept per link, never merged or written across.
@@ -176,6 +192,13 @@ class PlannedWrite:
     label: str
 
 
+NOUNS_PLURAL: Mapping[str, str] = {
+    "contacts": "contacts",
+    "invoices": "invoices",
+    "payments": "payments",
+}
+
+
 class _Defer(Exception):
     """A write must wait: a record it refers to is not linked at that account yet."""
 
@@ -230,6 +253,17 @@ class Engine:
                 resources: tuple[Resource, ...] = (
                     ("contacts",) if flow.resource == "contacts" else ("invoices", "payments")
                 )
+                owners = dict(flow.owner)
+                if flow.resource == "invoices":
+                    vendors = {a.name: a.vendor for a in workspace.accounts}
+                    owners = default_invoice_owners(
+                        {
+                            name: VENDOR_ROLES[vendors[name]]
+                            for name in flow.accounts
+                            if vendors.get(name) in VENDOR_ROLES
+                        },
+                        owners,
+                    )
                 for resource in resources:
                     runtime = Flow(
                         resource=resource,
@@ -237,7 +271,7 @@ class Engine:
                         policy=flow_policy(
                             resource,
                             flow.conflict,
-                            dict(flow.owner),
+                            owners,
                             flow.delete,
                             flow.max_delete_percent,
                             accounts=flow.accounts,
@@ -430,6 +464,8 @@ class Engine:
             )
             return
         adapter = ctx.adapter.resource(resource)
+        if resource != "contacts":
+            await self._retry_waiting(ctx, resource, stats)
         cursor = await self._load_cursor(ctx, resource)
         async for page in adapter.list_changes(cursor, lane="pull"):
             for attempt in range(PAGE_RETRIES):
@@ -470,6 +506,29 @@ class Engine:
                 stats.add(page_stats)
                 self._progress(ctx.name, f"pull {resource}: {stats.pulled} read")
                 break
+
+    async def _retry_waiting(
+        self, ctx: AccountContext, resource: Resource, stats: PassStats
+    ) -> None:
+        """Read again the records quarantined because what they refer to was not linked.
+
+        An incremental vendor does not list an unchanged invoice again, so an invoice
+        that arrived before its contact is fetched once more on each pull until its
+        contact is linked (then it syncs) or it is deleted.
+        """
+        async with self._tx() as s:
+            waiting = await repos.waiting_quarantine(s, ctx.id, resource, RETRY_QUARANTINE)
+        if not waiting:
+            return
+        adapter = ctx.adapter.resource(resource)
+        for external_id in waiting:
+            record = await adapter.get(external_id, lane="pull")
+            async with self._tx() as s:
+                if record is None:
+                    await repos.resolve_quarantine(s, ctx.id, resource, external_id, self.clock())
+                    continue
+                stats.pulled += 1
+                await self._ingest(s, ctx, resource, record, stats)
 
     async def _inbound(
         self,
@@ -941,6 +1000,25 @@ class Engine:
             return ()
         targets = await self._targets(s, flow, resource, canonical_id)
         actions = plan(flow=flow.policy, canonical=canonical, targets=targets, held=tuple(held))
+        origin = origin_owner(resource, flow.policy.owners)
+        if origin is not None and any(a.op == "create" for a in actions):
+            first = await repos.first_link(s, resource, canonical_id)
+            if first is not None and first.account_id != self.accounts[origin].id:
+                names = {c.id: c.name for c in self.accounts.values()}
+                came_from = names.get(first.account_id, "another account")
+                actions = tuple(
+                    Action(
+                        a.account,
+                        "skip",
+                        a.fields,
+                        f"{NOUNS_PLURAL[resource]} are created from {origin}; this one was "
+                        f"made in {came_from}, so it is not created in {a.account}",
+                        resource,
+                    )
+                    if a.op == "create"
+                    else a
+                    for a in actions
+                )
         for action in actions:
             await self._enqueue(s, workspace_id, resource, canonical_id, canonical, action)
         return actions

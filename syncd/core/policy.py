@@ -343,3 +343,47 @@ def resolve(conflict: FieldConflict, policy: ConflictPolicy) -> Resolution:
             )
         return _newest(conflict, label, f"{label}: neither side is {policy.account}, so by ")
     return _newest(conflict, label)
+
+
+# --------------------------------------------------------------------------- invoice roles
+
+InvoiceRole: TypeAlias = Literal["crm", "books"]
+
+# Which invoice facts each side is the source of, when the flow's config says nothing:
+# the CRM writes the invoice (its lines, contact, dates), bookkeeping decides its number
+# (assigned on sending), its status and the payments registered against it.
+_CRM_OWNS: Final = ("lines", "contact", "issue_date", "currency")
+_BOOKS_OWNS: Final = ("status", "payments", "number")
+
+
+def default_invoice_owners(
+    roles: Mapping[str, InvoiceRole], configured: Mapping[str, str]
+) -> dict[str, str]:
+    """The invoice flow's owners: ``configured`` first, then the default split by role.
+
+    ``roles`` maps each account of the flow to ``crm`` or ``books``. A default applies
+    only when exactly one account has the role it needs (two CRMs writing lines into
+    one ledger have no natural owner: the config must say). Keys already configured are
+    never changed.
+    """
+    owners = dict(configured)
+    crm = [name for name, role in roles.items() if role == "crm"]
+    books = [name for name, role in roles.items() if role == "books"]
+    if len(crm) == 1:
+        for key in _CRM_OWNS:
+            owners.setdefault(key, crm[0])
+    if len(books) == 1:
+        for key in _BOOKS_OWNS:
+            owners.setdefault(key, books[0])
+    return owners
+
+
+def origin_owner(resource: Resource, owners: Mapping[str, str]) -> str | None:
+    """The account where records of ``resource`` originate and whence they are created
+    elsewhere: invoices from the owner of their lines, payments from the owner of the
+    payments. None when the flow has no such owner (records are created every way)."""
+    if resource == "invoices":
+        return owners.get("lines")
+    if resource == "payments":
+        return owners.get("payments")
+    return None

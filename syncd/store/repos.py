@@ -103,6 +103,17 @@ async def link_by_entity(
     return (await session.execute(stmt)).scalars().first()
 
 
+async def first_link(session: AsyncSession, resource: str, canonical_id: int) -> t.Link | None:
+    """The oldest link of a canonical record: the account it was first seen in."""
+    stmt = (
+        select(t.Link)
+        .where(t.Link.resource == resource, t.Link.canonical_id == canonical_id)
+        .order_by(t.Link.id)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
 async def links_of_entity(session: AsyncSession, resource: str, canonical_id: int) -> list[t.Link]:
     stmt = select(t.Link).where(t.Link.resource == resource, t.Link.canonical_id == canonical_id)
     return list((await session.execute(stmt)).scalars())
@@ -477,6 +488,28 @@ async def upsert_quarantine(
     row.payload = payload
     row.last_seen_at = now
     row.resolved_at = None
+
+
+WAITING_REASONS = ("contact not synced", "invoice not synced")
+
+
+async def waiting_quarantine(
+    session: AsyncSession, account_id: int, resource: str, limit: int
+) -> list[str]:
+    """External ids quarantined only because what they refer to was not linked yet."""
+    stmt = (
+        select(t.Quarantine.external_id)
+        .where(
+            t.Quarantine.account_id == account_id,
+            t.Quarantine.resource == resource,
+            t.Quarantine.resolved_at.is_(None),
+            t.Quarantine.external_id.is_not(None),
+            or_(*(t.Quarantine.reason.startswith(r) for r in WAITING_REASONS)),
+        )
+        .order_by(t.Quarantine.last_seen_at)
+        .limit(limit)
+    )
+    return [i for i in (await session.execute(stmt)).scalars() if i is not None]
 
 
 async def resolve_quarantine(

@@ -382,3 +382,28 @@ def test_naive_datetimes_are_refused(where: str) -> None:
             Origin("acme-crm", naive)
         else:
             FieldConflict("email", "acme-crm", "a", naive, "b")
+
+
+# --------------------------------------------------------------------------- invoice roles
+
+
+def test_default_invoice_owners_split_by_role() -> None:
+    from syncd.core.policy import default_invoice_owners, origin_owner
+
+    owners = default_invoice_owners({"crm": "crm", "books": "books"}, {})
+    assert owners["lines"] == "crm" and owners["contact"] == "crm"
+    assert owners["status"] == "books" and owners["payments"] == "books"
+    assert owners["number"] == "books"
+    assert origin_owner("invoices", owners) == "crm"
+    assert origin_owner("payments", owners) == "books"
+    assert origin_owner("contacts", owners) is None
+
+
+def test_default_invoice_owners_keep_configured_keys_and_need_one_per_role() -> None:
+    from syncd.core.policy import default_invoice_owners
+
+    owners = default_invoice_owners({"a": "crm", "b": "books"}, {"status": "a"})
+    assert owners["status"] == "a" and owners["payments"] == "b"
+    two_crms = default_invoice_owners({"a": "crm", "c": "crm", "b": "books"}, {})
+    assert "lines" not in two_crms and two_crms["status"] == "b"
+    assert default_invoice_owners({}, {}) == {}

@@ -17,6 +17,33 @@ from syncd.settings import Settings, parse_settings
 from syncd.store import tables as t
 
 
+def _vendor_settings(vendor: str, name: str) -> dict[str, Any]:
+    """Vendor, base_url and credentials of the right shape (the fake adapter ignores them)."""
+    if vendor == "simplicate":
+        return {
+            "vendor": vendor,
+            "base_url": f"http://127.0.0.1:9/{name}/api/v2",
+            "credentials": {"key": "k", "secret": "s"},
+        }
+    if vendor == "perfex":
+        return {
+            "vendor": vendor,
+            "base_url": f"http://127.0.0.1:9/{name}/api/v1",
+            "credentials": {"api_key": "k"},
+        }
+    if vendor == "simplbooks":
+        return {
+            "vendor": vendor,
+            "base_url": f"http://127.0.0.1:9/{name}/demo/api",
+            "credentials": {"token": "t"},
+        }
+    return {
+        "vendor": "moneybird",
+        "base_url": f"http://127.0.0.1:9/{name}/api/v2/1",
+        "credentials": {"token": f"token-{name}"},
+    }
+
+
 def settings_for(
     names: Sequence[str],
     *,
@@ -25,15 +52,15 @@ def settings_for(
     max_delete_percent: int = 50,
     owner: dict[str, str] | None = None,
     invoices: bool = False,
+    vendors: dict[str, str] | None = None,
+    invoice_owner: dict[str, str] | None = None,
 ) -> Settings:
     """A workspace with one contacts flow among ``names`` (moneybird-shaped accounts)."""
     accounts = [
         {
             "name": name,
-            "vendor": "moneybird",
-            "base_url": f"http://127.0.0.1:9/{name}/api/v2/1",
+            **_vendor_settings((vendors or {}).get(name, "moneybird"), name),
             "allow_insecure_http": True,
-            "credentials": {"token": f"token-{name}"},
         }
         for name in names
     ]
@@ -48,7 +75,10 @@ def settings_for(
         flow["owner"] = owner
     flows = [flow]
     if invoices:
-        flows.append({"resource": "invoices", "accounts": list(names)})
+        invoice_flow: dict[str, Any] = {"resource": "invoices", "accounts": list(names)}
+        if invoice_owner:
+            invoice_flow["owner"] = invoice_owner
+        flows.append(invoice_flow)
     data = {"workspace": [{"name": "ws", "account": accounts, "flow": flows}]}
     return parse_settings(data, environ={}, base_dir=Path("."))
 
