@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -238,6 +238,7 @@ class Engine:
         self._dry: AsyncSession | None = None
         self.planned: list[PlannedWrite] = []
         # Called with (account, what is happening now); ``syncd once`` shows it on a TTY.
+        self.before_write: Callable[[AsyncSession, int], Awaitable[None]] | None = None
         self.progress: Callable[[str, str], None] | None = None
         for workspace in settings.workspaces:
             for account in workspace.accounts:
@@ -285,12 +286,19 @@ class Engine:
     # ------------------------------------------------------------------ plumbing
 
     @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncSession]:
-        """One transaction; in a dry run, the one shared session that is never committed."""
+    async def _tx(self, ctx: AccountContext | None = None) -> AsyncIterator[AsyncSession]:
+        """One transaction; in a dry run, the one shared session that is never committed.
+
+        A transaction that writes on behalf of account ``ctx`` first awaits
+        ``before_write(session, account_id)``: the daemon checks its lease's fencing token
+        there, so an instance that lost the account can no longer change anything for it.
+        """
         if self._dry is not None:
             yield self._dry
             return
         async with self.sessionmaker() as session, session.begin():
+            if ctx is not None and self.before_write is not None:
+                await self.before_write(session, ctx.id)
             yield session
 
     def _progress(self, account: str, what: str) -> None:
@@ -471,7 +479,7 @@ class Engine:
             for attempt in range(PAGE_RETRIES):
                 page_stats = PassStats(account=ctx.name)
                 try:
-                    async with self._tx() as s:
+                    async with self._tx(ctx) as s:
                         now = self.clock()
                         for skipped in page.skipped:
                             await repos.upsert_quarantine(
@@ -523,7 +531,7 @@ class Engine:
         adapter = ctx.adapter.resource(resource)
         for external_id in waiting:
             record = await adapter.get(external_id, lane="pull")
-            async with self._tx() as s:
+            async with self._tx(ctx) as s:
                 if record is None:
                     await repos.resolve_quarantine(s, ctx.id, resource, external_id, self.clock())
                     continue
@@ -1168,7 +1176,7 @@ class Engine:
                 )
 
     async def _push_one(self, ctx: AccountContext, row_id: int, stats: PassStats) -> None:
-        async with self._tx() as s:
+        async with self._tx(ctx) as s:
             row = await s.get(t.Outbox, row_id)
             if row is None or row.state not in ("pending", "failed"):
                 return
@@ -1236,7 +1244,7 @@ class Engine:
                 await self._after_remove(ctx, row_id, resource, external_id)
                 stats.removed += 1
         except Uncertain as exc:
-            async with self._tx() as s:
+            async with self._tx(ctx) as s:
                 row = await s.get(t.Outbox, row_id)
                 assert row is not None
                 row.state = "uncertain"
@@ -1257,7 +1265,7 @@ class Engine:
             if isinstance(exc, QuotaExhausted):
                 raise
         except Fatal:
-            async with self._tx() as s:
+            async with self._tx(ctx) as s:
                 row = await s.get(t.Outbox, row_id)
                 assert row is not None
                 row.state = "pending"  # nothing was sent; try again once the account is fixed
@@ -1274,7 +1282,7 @@ class Engine:
     async def _after_create(
         self, ctx: AccountContext, row_id: int, resource: Resource, record: VendorRecord
     ) -> None:
-        async with self._tx() as s:
+        async with self._tx(ctx) as s:
             row = await s.get(t.Outbox, row_id)
             assert row is not None
             await self._link_created(s, ctx, resource, row.canonical_id, record)
@@ -1343,7 +1351,7 @@ class Engine:
         base: Mapping[str, Any] | None,
         written_fields: frozenset[str],
     ) -> None:
-        async with self._tx() as s:
+        async with self._tx(ctx) as s:
             row = await s.get(t.Outbox, row_id)
             assert row is not None
             link = await repos.link_by_entity(s, ctx.id, resource, row.canonical_id)
@@ -1365,7 +1373,7 @@ class Engine:
     async def _after_remove(
         self, ctx: AccountContext, row_id: int, resource: Resource, external_id: str
     ) -> None:
-        async with self._tx() as s:
+        async with self._tx(ctx) as s:
             row = await s.get(t.Outbox, row_id)
             assert row is not None
             link = await repos.link_by_external(s, ctx.id, resource, external_id)
@@ -1392,7 +1400,7 @@ class Engine:
             ids = [i for i in ids if i == only]
         unknown = False
         for row_id in ids:
-            async with self._tx() as s:
+            async with self._tx(ctx) as s:
                 row = await s.get(t.Outbox, row_id)
                 if row is None or row.state not in ("sending", "uncertain"):
                     continue
@@ -1422,7 +1430,7 @@ class Engine:
                 log.warning("settle_postponed", outbox_id=row_id, error=str(exc))
                 unknown = True
                 continue
-            async with self._tx() as s:
+            async with self._tx(ctx) as s:
                 row = await s.get(t.Outbox, row_id)
                 assert row is not None
                 if found is not None:
@@ -1511,17 +1519,17 @@ class Engine:
             record = await adapter.get(external_id, lane="reconcile")
             if record is None:
                 continue
-            async with self._tx() as s:
+            async with self._tx(ctx) as s:
                 stats.pulled += 1
                 await self._ingest(s, ctx, resource, record, stats)
-        async with self._tx() as s:
+        async with self._tx(ctx) as s:
             row = await repos.cursor_row(s, ctx.id, resource)
             row.last_full_sweep_at = self.clock()
 
     async def _vanished(
         self, ctx: AccountContext, resource: Resource, external_id: str, stats: PassStats
     ) -> None:
-        async with self._tx() as s:
+        async with self._tx(ctx) as s:
             link = await repos.link_by_external(s, ctx.id, resource, external_id)
             if link is None:
                 return

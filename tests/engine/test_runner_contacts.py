@@ -239,3 +239,26 @@ async def test_three_accounts_converge(db_sessionmaker: Maker) -> None:
     b.human_edit("contacts", b_id, phone="+3720000000")
     await engine.once()
     assert {by_name(v, "From A")[1].phone for v in (a, b, c)} == {"+3720000000"}
+
+
+async def test_before_write_hook_can_refuse_an_accounts_writes(db_sessionmaker: Maker) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    crm.human_create("contacts", org("Acme"))
+    engine = make_engine(db_sessionmaker, {"crm": crm, "books": books})
+    await engine.prepare()
+    seen: list[int] = []
+
+    class Fenced(Exception):
+        pass
+
+    async def fence(session: AsyncSession, account_id: int) -> None:
+        seen.append(account_id)
+        raise Fenced(f"account {account_id} is held by another instance")
+
+    engine.before_write = fence
+    with pytest.raises(Fenced):
+        await engine.pull("crm")
+
+    assert seen and set(seen) == {engine.accounts["crm"].id}
+    assert await count(db_sessionmaker, t.Contact) == 0
+    assert await count(db_sessionmaker, t.Link) == 0
