@@ -937,9 +937,19 @@ class Engine:
 
     # ------------------------------------------------------------------ plan
 
-    def _flow_of(self, workspace_id: int, resource: Resource) -> Flow | None:
-        for ctx in self.accounts.values():
-            if ctx.workspace_id == workspace_id and resource in ctx.flows:
+    async def _flow_of(self, s: AsyncSession, resource: Resource, canonical_id: int) -> Flow | None:
+        """The flow a canonical record belongs to: the one of the accounts linked to it.
+
+        A workspace may hold several flows of one resource (Simplicate -> Moneybird and
+        Perfex -> SimplBooks invoices): a record follows the flow of the account it came
+        from, never another one.
+        """
+        by_id = {ctx.id: ctx for ctx in self.accounts.values()}
+        for link in sorted(
+            await repos.links_of_entity(s, resource, canonical_id), key=lambda link: link.id
+        ):
+            ctx = by_id.get(link.account_id)
+            if ctx is not None and resource in ctx.flows:
                 return ctx.flows[resource]
         return None
 
@@ -1003,11 +1013,16 @@ class Engine:
         canonical: Mapping[str, Any] | None,
         held: Iterable[str],
     ) -> tuple[Action, ...]:
-        flow = self._flow_of(workspace_id, resource)
+        await s.flush()
+        flow = await self._flow_of(s, resource, canonical_id)
         if flow is None:
             return ()
         targets = await self._targets(s, flow, resource, canonical_id)
         actions = plan(flow=flow.policy, canonical=canonical, targets=targets, held=tuple(held))
+        if resource == "payments" and canonical is not None and canonical.get("invoice"):
+            actions = tuple(
+                [await self._payment_target_check(s, a, int(canonical["invoice"])) for a in actions]
+            )
         origin = origin_owner(resource, flow.policy.owners)
         if origin is not None and any(a.op == "create" for a in actions):
             first = await repos.first_link(s, resource, canonical_id)
@@ -1030,6 +1045,26 @@ class Engine:
         for action in actions:
             await self._enqueue(s, workspace_id, resource, canonical_id, canonical, action)
         return actions
+
+    async def _payment_target_check(
+        self, s: AsyncSession, action: Action, invoice_id: int
+    ) -> Action:
+        """A payment is only created where its invoice is, or is about to be created."""
+        if action.op != "create":
+            return action
+        target = self.accounts[action.account]
+        if await repos.link_by_entity(s, target.id, "invoices", invoice_id) is not None:
+            return action
+        pending = await repos.active_outbox(s, target.id, "invoices", invoice_id)
+        if any(row.op == "create" for row in pending):
+            return action
+        return Action(
+            action.account,
+            "skip",
+            action.fields,
+            f"the payment's invoice is not in {action.account}, so the payment is not either",
+            "payments",
+        )
 
     async def _enqueue(
         self,
