@@ -186,3 +186,68 @@ async def test_an_invoice_whose_contact_is_not_synced_is_quarantined_alone(
     await engine.once()
     numbers = sorted(inv.number or "" for inv in books.live("invoices").values())
     assert numbers == ["2026-001", "2026-002"]
+
+
+async def test_two_invoice_flows_in_one_workspace_keep_to_their_own_accounts(
+    db_sessionmaker: Maker,
+) -> None:
+    from pathlib import Path
+
+    from syncd.settings import parse_settings
+
+    def account(name: str, vendor_name: str, base: str, creds: dict[str, str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "vendor": vendor_name,
+            "base_url": base,
+            "credentials": creds,
+            "allow_insecure_http": True,
+        }
+
+    settings = parse_settings(
+        {
+            "workspace": [
+                {
+                    "name": "ws",
+                    "account": [
+                        account(
+                            "sc", "simplicate", "http://h/sc/api/v2", {"key": "k", "secret": "s"}
+                        ),
+                        account("mb", "moneybird", "http://h/mb/api/v2/1", {"token": "t"}),
+                        account("px", "perfex", "http://h/px/api/v1", {"api_key": "k"}),
+                        account("sb", "simplbooks", "http://h/sb/demo/api", {"token": "t"}),
+                    ],
+                    "flow": [
+                        {"resource": "contacts", "accounts": ["sc", "mb", "px", "sb"]},
+                        {"resource": "invoices", "accounts": ["sc", "mb"]},
+                        {"resource": "invoices", "accounts": ["px", "sb"]},
+                    ],
+                }
+            ]
+        },
+        environ={},
+        base_dir=Path("."),
+    )
+    fakes = {name: vendor(name) for name in ("sc", "mb", "px", "sb")}
+    sc_contact = fakes["sc"].human_create("contacts", org("Simplicate Client"))
+    px_contact = fakes["px"].human_create("contacts", org("Perfex Client"))
+    fakes["sc"].human_create("invoices", invoice(sc_contact, "SC-1", LINES))
+    fakes["px"].human_create("invoices", invoice(px_contact, "PX-1", LINES))
+    clock = VirtualClock()
+    engine = Engine(
+        settings,
+        db_sessionmaker,
+        {name: FakeAdapter(v, account=name) for name, v in fakes.items()},
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    await engine.once()
+
+    def numbers(name: str) -> list[str]:
+        return sorted(i.number or "" for i in fakes[name].live("invoices").values())
+
+    assert numbers("mb") == ["SC-1"]
+    assert numbers("sb") == ["PX-1"]
+    assert numbers("sc") == ["SC-1"] and numbers("px") == ["PX-1"]
+    assert all(len(v.live("contacts")) == 2 for v in fakes.values())
