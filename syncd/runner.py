@@ -632,6 +632,26 @@ class Engine:
             )
             stats.skipped += 1
             return
+        if isinstance(record.value, Invoice):
+            problem = guards.invoice_totals_problem(record.value)
+            if problem is not None:
+                await repos.upsert_quarantine(
+                    s,
+                    account_id=ctx.id,
+                    resource=resource,
+                    external_id=record.external_id,
+                    reason=problem,
+                    payload=to_fields(record.value),
+                    now=now,
+                )
+                stats.skipped += 1
+                log.warning(
+                    "invoice_quarantined",
+                    account=ctx.name,
+                    external_id=record.external_id,
+                    reason=problem,
+                )
+                return
         fp = fields_fingerprint(incoming)
         link = await repos.link_by_external(s, ctx.id, resource, record.external_id)
         if link is not None and link.base_fingerprint == fp:

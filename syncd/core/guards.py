@@ -22,9 +22,11 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
+from syncd.core.model import Invoice, compute_totals
 from syncd.core.plan import Action
 
 GuardName: TypeAlias = Literal["mass_delete", "empty_side", "read_only", "pagination_loop"]
@@ -303,3 +305,32 @@ class PaginationLoopDetector:
                 counts={**counts, "bound": limit, "total": self._total},
             )
         return PASS
+
+
+# --------------------------------------------------------------------------- invoice totals
+
+
+def totals_tolerance(line_count: int) -> Decimal:
+    """How far stated totals may be from the lines' totals: the rounding rules differ.
+
+    Vendors round VAT per line, per rate or per invoice; each rounding moves an amount by
+    at most half a cent, so ``n`` lines may differ by ``n`` half cents (at least a cent).
+    """
+    half_cents = Decimal(max(2, line_count)) * Decimal("0.005")
+    return half_cents.quantize(Decimal("0.01"), rounding=ROUND_CEILING)
+
+
+def invoice_totals_problem(invoice: Invoice) -> str | None:
+    """Why ``invoice``'s stated totals cannot be trusted, with both figures; None if fine."""
+    subtotal, tax_total, total = compute_totals(invoice.lines)
+    tolerance = totals_tolerance(len(invoice.lines))
+    stated = (invoice.subtotal, invoice.tax_total, invoice.total)
+    if all(
+        abs(a - b) <= tolerance for a, b in zip((subtotal, tax_total, total), stated, strict=True)
+    ):
+        return None
+    return (
+        f"totals do not add up: the vendor states subtotal {invoice.subtotal}, VAT "
+        f"{invoice.tax_total}, total {invoice.total}; the {len(invoice.lines)} line(s) give "
+        f"subtotal {subtotal}, VAT {tax_total}, total {total} (tolerance {tolerance})"
+    )

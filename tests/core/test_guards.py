@@ -16,6 +16,7 @@ from syncd.core.guards import (
     check_plan,
     check_read_only,
 )
+from syncd.core.model import Invoice
 from syncd.core.plan import Action
 
 BOOKS, CRM = "acme-books", "acme-crm"
@@ -300,3 +301,54 @@ def test_property_an_honest_listing_is_never_called_a_loop(ids: list[str], page_
     for number, page in enumerate(pages, start=1):
         verdict = detector.feed(page, checkpoint={"offset": number * page_size}, total=len(ids))
         assert verdict.ok, verdict.reason
+
+
+# --------------------------------------------------------------------------- invoice totals
+
+
+def _invoice(lines: list[tuple[str, str, str]], **stated: str) -> Invoice:
+    import datetime as dt
+    from decimal import Decimal
+
+    from syncd.core.model import InvoiceLine, with_computed_totals
+
+    value = with_computed_totals(
+        Invoice(
+            number="1",
+            contact="1",
+            issue_date=dt.date(2026, 1, 1),
+            due_date=None,
+            lines=tuple(
+                InvoiceLine(
+                    description="x", quantity=Decimal(q), unit_price=Decimal(p), vat_rate=Decimal(v)
+                )
+                for q, p, v in lines
+            ),
+        )
+    )
+    import dataclasses
+
+    return dataclasses.replace(value, **{k: Decimal(v) for k, v in stated.items()})
+
+
+def test_totals_tolerance_grows_with_the_lines() -> None:
+    from decimal import Decimal
+
+    from syncd.core.guards import totals_tolerance
+
+    assert totals_tolerance(0) == Decimal("0.01")
+    assert totals_tolerance(1) == Decimal("0.01")
+    assert totals_tolerance(3) == Decimal("0.02")  # 1.5 cents, rounded up
+    assert totals_tolerance(20) == Decimal("0.10")
+
+
+def test_invoice_totals_problem_names_both_figures() -> None:
+    from syncd.core.guards import invoice_totals_problem
+
+    lines = [("3", "95.00", "21"), ("2", "12.50", "9")]
+    assert invoice_totals_problem(_invoice(lines)) is None
+    # Per-line VAT rounding a cent away from ours is within the rule.
+    assert invoice_totals_problem(_invoice(lines, tax_total="62.11", total="372.11")) is None
+    problem = invoice_totals_problem(_invoice(lines, total="400.00"))
+    assert problem is not None
+    assert "total 400.00" in problem and "total 372.10" in problem

@@ -139,7 +139,14 @@ async def test_a_crm_edit_of_a_sent_invoice_becomes_a_conflict(db_sessionmaker: 
     books_lines = only(books, "invoices")[1].lines
 
     changed = invoice(contact_id, "2026-001", [*LINES, ("Extra", "1", "50", "21")])
-    crm.human_edit("invoices", crm_invoice, lines=changed.lines)
+    crm.human_edit(
+        "invoices",
+        crm_invoice,
+        lines=changed.lines,
+        subtotal=changed.subtotal,
+        tax_total=changed.tax_total,
+        total=changed.total,
+    )
     await engine.once()
 
     assert only(books, "invoices")[1].lines == books_lines  # never pushed as an edit
@@ -251,3 +258,24 @@ async def test_two_invoice_flows_in_one_workspace_keep_to_their_own_accounts(
     assert numbers("sb") == ["PX-1"]
     assert numbers("sc") == ["SC-1"] and numbers("px") == ["PX-1"]
     assert all(len(v.live("contacts")) == 2 for v in fakes.values())
+
+
+async def test_an_invoice_whose_totals_do_not_add_up_is_quarantined_never_pushed(
+    db_sessionmaker: Maker,
+) -> None:
+    import dataclasses
+
+    crm, books = vendor("crm"), vendor("books")
+    contact_id = crm.human_create("contacts", org("Acme B.V."))
+    wrong = dataclasses.replace(invoice(contact_id, "2026-009", LINES), total=D("999.99"))
+    bad = crm.human_create("invoices", wrong)
+    crm.human_create("invoices", invoice(contact_id, "2026-010", LINES))
+    engine = engine_for(db_sessionmaker, crm, books)
+
+    await engine.once()
+
+    assert sorted(i.number or "" for i in books.live("invoices").values()) == ["2026-010"]
+    async with db_sessionmaker() as s:
+        rows = (await s.execute(select(t.Quarantine))).scalars().all()
+    assert [(r.external_id, r.resource) for r in rows] == [(bad, "invoices")]
+    assert "999.99" in rows[0].reason and "472.10" in rows[0].reason
