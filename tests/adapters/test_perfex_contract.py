@@ -604,3 +604,52 @@ async def test_a_human_phone_edit_on_the_customer_shows_when_the_contact_has_non
     fetched = await contacts.get(created.external_id)
     assert fetched is not None and isinstance(fetched.value, Contact)
     assert fetched.value.phone == "+31207654321"
+
+
+async def test_a_human_phone_edit_on_the_customer_wins_over_the_contacts_own_number(
+    adapter: PerfexAdapter, side: PerfexSide
+) -> None:
+    # Found by the sandbox integration tests: the primary contact's number used to win, so
+    # a Perfex user's edit of the company's phone number never synced anywhere.
+    contacts = adapter.resource("contacts")
+    created = await contacts.create(
+        sample_contact(phone="+31 20 123 4567", email="sanne@example.nl"), client_token=None
+    )
+    primary = next(
+        c
+        for c in (await side.state())["contacts"]
+        if c["userid"] == created.external_id and c["is_primary"] == "1"
+    )
+    await side._call("PATCH", f"/perfex/contacts/{primary['id']}", {"phonenumber": "06 1111 2222"})
+    await side.human_edit("contacts", created.external_id, "phone", "020 765 4321")
+
+    fetched = await contacts.get(created.external_id)
+
+    assert fetched is not None and isinstance(fetched.value, Contact)
+    assert fetched.value.phone == "+31207654321"
+
+
+async def test_a_phone_update_leaves_the_primary_contacts_own_number_alone(
+    adapter: PerfexAdapter, side: PerfexSide
+) -> None:
+    contacts = adapter.resource("contacts")
+    created = await contacts.create(
+        sample_contact(phone="+31 20 123 4567", email="piet@example.nl"), client_token=None
+    )
+    assert isinstance(created.value, Contact)
+    primary = next(
+        c
+        for c in (await side.state())["contacts"]
+        if c["userid"] == created.external_id and c["is_primary"] == "1"
+    )
+    await side._call("PATCH", f"/perfex/contacts/{primary['id']}", {"phonenumber": "06 1111 2222"})
+
+    moved = dataclasses.replace(created.value, phone="+31 30 555 0000")
+    updated = await contacts.update(created.external_id, moved, frozenset({"phone"}))
+
+    assert isinstance(updated.value, Contact) and updated.value.phone == "+31305550000"
+    state = await side.state()
+    customer = next(c for c in state["customers"] if c["userid"] == created.external_id)
+    contact = next(c for c in state["contacts"] if c["id"] == primary["id"])
+    assert customer["phonenumber"] == "+31305550000"
+    assert contact["phonenumber"] == "06 1111 2222"

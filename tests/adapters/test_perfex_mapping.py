@@ -141,7 +141,9 @@ def contact(customer: dict[str, Any] | None = None, primary: Any = None) -> Cont
         ({"company": " ACME  Corp "}, None, "name", "ACME Corp"),
         ({"vat": "nl-8234.56.789.b01"}, None, "vat_number", "NL823456789B01"),
         ({"phonenumber": "020 624 1234", "country": "155"}, None, "phone", "+31206241234"),
-        ({}, base_primary(phonenumber="+372 5555 1234"), "phone", "+37255551234"),
+        # The customer's own number wins; the primary contact's stands in when it has none.
+        ({}, base_primary(phonenumber="+372 5555 1234"), "phone", "+3726123456"),
+        ({"phonenumber": ""}, base_primary(phonenumber="+372 5555 1234"), "phone", "+37255551234"),
         ({}, base_primary(phonenumber=""), "phone", "+3726123456"),
         ({"website": "HTTPS://Acme.EE/"}, None, "website", "https://acme.ee"),
         ({"country": "22"}, None, "country", "BE"),

@@ -9,8 +9,12 @@ field Perfex can hold.
 How the canonical contact is spread over Perfex:
 
 - A canonical contact is a Perfex *customer* (``tblclients``) plus its *primary contact*
-  (``tblcontacts`` with ``is_primary = "1"``), which carries the e-mail address, the names and
-  usually the phone number. Customers have no e-mail column of their own.
+  (``tblcontacts`` with ``is_primary = "1"``), which carries the e-mail address and the names.
+  Customers have no e-mail column of their own.
+- The phone number is the customer's ``phonenumber`` (the company's line, the vendor
+  reference's mapping); the primary contact's number stands in only when the customer has
+  none. A new primary contact gets the number too; updates write the customer's only, so a
+  person's own number on the contact is never overwritten.
 - A primary contact needs a first name, a last name and an e-mail address. A contact that has
   an e-mail address but no person's name is filed the way Perfex admins file a shared mailbox:
   first name = the mailbox name (``info@`` -> ``Info``), last name = the company name. Reading
@@ -430,7 +434,9 @@ def contact_to_canonical(customer: object, primary: object | None, countries: Co
             first_name=first,
             last_name=last,
             email=email,
-            phone=contact_phone or clean_text(_text(row, "phonenumber")),
+            # The customer's own number (the company's line, what the customer page shows
+            # and the vendor reference maps); the primary contact's only when it has none.
+            phone=clean_text(_text(row, "phonenumber")) or contact_phone,
             website=_text(row, "website"),
             address_line1=line1,
             address_line2=line2,
@@ -524,7 +530,8 @@ PRIMARY_KEYS_BY_FIELD: Final[Mapping[str, tuple[str, ...]]] = {
     "last_name": ("firstname", "lastname"),
     "name": ("firstname", "lastname"),  # a placeholder last name is the company name
     "kind": ("firstname", "lastname"),
-    "phone": ("phonenumber",),
+    # Not "phone": it is the customer's number; a person's own number on the primary
+    # contact is left alone once the contact exists.
 }
 
 
