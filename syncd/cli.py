@@ -254,11 +254,31 @@ def _print_summary(totals: Mapping[str, Any]) -> None:
     Console(width=160).print(table)
 
 
+def _operate(ctx: click.Context, work: Callable[[Settings], Coroutine[Any, Any, str]]) -> None:
+    """Run one operator command (syncd/operator.py) and print its output.
+
+    A mistake in what was asked (unknown id, already decided, bad value) or a schema that
+    is behind is a usage error: exit 2 with the message.
+    """
+    from syncd.operator import OperatorError
+
+    settings = _load(ctx)
+    _configure_logging(settings)
+    try:
+        text = asyncio.run(work(settings))
+    except (OperatorError, SchemaBehind) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    click.echo(text, nl=False)
+
+
 @main.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(as_json: bool) -> None:
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
     """Per account: last runs, cursor, budget, outbox, conflicts, quarantine, lease."""
-    _not_available("syncd status", "issue #5, sync engine")()
+    from syncd.operator import status_command
+
+    _operate(ctx, lambda settings: status_command(settings, as_json=as_json))
 
 
 @main.group("conflicts")
@@ -267,24 +287,57 @@ def conflicts() -> None:
 
 
 @conflicts.command("list")
-def conflicts_list() -> None:
-    """List open conflicts."""
-    _not_available("syncd conflicts list", "issue #5, sync engine")()
+@click.option("--workspace", metavar="W", help="Only this workspace.")
+@click.option("--all", "include_resolved", is_flag=True, help="Resolved conflicts too.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def conflicts_list(
+    ctx: click.Context, workspace: str | None, include_resolved: bool, as_json: bool
+) -> None:
+    """List open conflicts: record, field, each account's value, age."""
+    from syncd.operator import conflicts_list_command
+
+    _operate(
+        ctx,
+        lambda settings: conflicts_list_command(
+            settings, workspace=workspace, include_resolved=include_resolved, as_json=as_json
+        ),
+    )
 
 
 @conflicts.command("show")
 @click.argument("conflict_id")
-def conflicts_show(conflict_id: str) -> None:
-    """Show one conflict with every candidate value."""
-    _not_available("syncd conflicts show", "issue #5, sync engine")()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def conflicts_show(ctx: click.Context, conflict_id: str, as_json: bool) -> None:
+    """Show one conflict: every candidate, the current value, its history, how to resolve."""
+    from syncd.operator import conflicts_show_command
+
+    _operate(ctx, lambda settings: conflicts_show_command(settings, conflict_id, as_json=as_json))
 
 
 @conflicts.command("resolve")
 @click.argument("conflict_id")
-@click.option("--take", "take", metavar="ACCOUNT", required=True, help="Keep this account's value.")
-def conflicts_resolve(conflict_id: str, take: str) -> None:
-    """Resolve a conflict by taking one account's value."""
-    _not_available("syncd conflicts resolve", "issue #5, sync engine")()
+@click.option("--take", "take", metavar="ACCOUNT", help="Keep this account's value.")
+@click.option(
+    "--value",
+    "value",
+    metavar="VALUE",
+    help="Set this value instead (parsed for the field: text, a date, JSON for invoice lines).",
+)
+@click.pass_context
+def conflicts_resolve(
+    ctx: click.Context, conflict_id: str, take: str | None, value: str | None
+) -> None:
+    """Resolve a conflict: take one account's value, or set one; the next pass pushes it."""
+    from syncd.operator import conflicts_resolve_command
+
+    if (take is None) == (value is None):
+        raise click.UsageError("give exactly one of --take ACCOUNT or --value VALUE")
+    _operate(
+        ctx,
+        lambda settings: conflicts_resolve_command(settings, conflict_id, take=take, value=value),
+    )
 
 
 @main.group("matches")
@@ -293,31 +346,64 @@ def matches() -> None:
 
 
 @matches.command("list")
-def matches_list() -> None:
-    """List matches awaiting a decision."""
-    _not_available("syncd matches list", "issue #5, sync engine")()
+@click.option("--workspace", metavar="W", help="Only this workspace.")
+@click.option("--all", "include_decided", is_flag=True, help="Decided reviews too.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def matches_list(
+    ctx: click.Context, workspace: str | None, include_decided: bool, as_json: bool
+) -> None:
+    """List matches awaiting a decision, with their candidates and scores."""
+    from syncd.operator import matches_list_command
+
+    _operate(
+        ctx,
+        lambda settings: matches_list_command(
+            settings, workspace=workspace, include_decided=include_decided, as_json=as_json
+        ),
+    )
 
 
 @matches.command("accept")
 @click.argument("match_id")
-def matches_accept(match_id: str) -> None:
-    """Accept a proposed match (link the records)."""
-    _not_available("syncd matches accept", "issue #5, sync engine")()
+@click.option(
+    "--candidate",
+    metavar="CANONICAL_ID",
+    help="Link to this candidate (default: the best-scored one).",
+)
+@click.pass_context
+def matches_accept(ctx: click.Context, match_id: str, candidate: str | None) -> None:
+    """Accept a proposed match: the record is linked on its account's next pull."""
+    from syncd.operator import matches_decide_command
+
+    _operate(
+        ctx,
+        lambda settings: matches_decide_command(
+            settings, match_id, accept=True, candidate=candidate
+        ),
+    )
 
 
 @matches.command("reject")
 @click.argument("match_id")
-def matches_reject(match_id: str) -> None:
-    """Reject a proposed match (the record becomes a new entity)."""
-    _not_available("syncd matches reject", "issue #5, sync engine")()
+@click.pass_context
+def matches_reject(ctx: click.Context, match_id: str) -> None:
+    """Reject a proposed match: the record becomes a new entity on its account's next pull."""
+    from syncd.operator import matches_decide_command
+
+    _operate(ctx, lambda settings: matches_decide_command(settings, match_id, accept=False))
 
 
 @main.command("explain")
-@click.argument("resource", type=click.Choice(["contacts", "invoices"]))
+@click.argument("resource", type=click.Choice(["contacts", "invoices", "payments"]))
 @click.argument("record_id")
-def explain(resource: str, record_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def explain(ctx: click.Context, resource: str, record_id: str, as_json: bool) -> None:
     """Every decision made for one record (canonical id or ACCOUNT:EXTERNAL_ID)."""
-    _not_available("syncd explain", "issue #5, sync engine")()
+    from syncd.operator import explain_command
+
+    _operate(ctx, lambda settings: explain_command(settings, resource, record_id, as_json=as_json))
 
 
 @main.command("sandbox")

@@ -73,10 +73,6 @@ def test_db_check_fails_on_an_empty_database_then_upgrade_fixes_it(
     "args",
     [
         ["run"],
-        ["status"],
-        ["conflicts", "list"],
-        ["matches", "list"],
-        ["explain", "contacts", "1"],
         ["demo"],
     ],
 )
