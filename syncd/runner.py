@@ -1043,6 +1043,8 @@ class Engine:
             actions = tuple(
                 [await self._payment_target_check(s, a, int(canonical["invoice"])) for a in actions]
             )
+        if any(a.op == "create" for a in actions):
+            actions = tuple([await self._review_hold(s, a, canonical_id) for a in actions])
         origin = origin_owner(resource, flow.policy.owners)
         if origin is not None and any(a.op == "create" for a in actions):
             first = await repos.first_link(s, resource, canonical_id)
@@ -1065,6 +1067,23 @@ class Engine:
         for action in actions:
             await self._enqueue(s, workspace_id, resource, canonical_id, canonical, action)
         return actions
+
+    async def _review_hold(self, s: AsyncSession, action: Action, canonical_id: int) -> Action:
+        """No create where a record of that account may be this one, until a person decides."""
+        if action.op != "create":
+            return action
+        target = self.accounts[action.account]
+        waiting = await repos.open_review_candidates(s, target.id, action.resource)
+        if canonical_id not in waiting:
+            return action
+        return Action(
+            action.account,
+            "skip",
+            action.fields,
+            f"a record in {action.account} may be this one (match review {waiting[canonical_id]}); "
+            "nothing is created there until it is decided",
+            action.resource,
+        )
 
     async def _payment_target_check(
         self, s: AsyncSession, action: Action, invoice_id: int
@@ -1250,6 +1269,17 @@ class Engine:
             ):
                 row.state = "done"  # already there (settled meanwhile), or nothing to create
                 return
+            if op == "create":
+                waiting = await repos.open_review_candidates(s, ctx.id, resource)
+                if row.canonical_id in waiting:
+                    # A record of this account may be this one: creating it now could make
+                    # a duplicate. Deciding the review plans the create again if needed.
+                    row.state = "done"
+                    row.last_error = (
+                        f"cancelled: match review {waiting[row.canonical_id]} may link an "
+                        f"existing {ctx.name} record to it"
+                    )
+                    return
             if op in ("update", "delete", "archive") and link is None:
                 row.state = "done"
                 row.last_error = "no longer linked: nothing to write"
@@ -1644,6 +1674,8 @@ class Engine:
 
     async def replan(self, resource: Resource, canonical_id: int) -> tuple[Action, ...]:
         """Plan one canonical record again (after a conflict or match decision)."""
+        if not self._prepared:
+            await self.prepare()
         async with self._tx() as s:
             entity = await repos.load_entity(s, resource, canonical_id)
             if entity is None:
@@ -1662,6 +1694,8 @@ class Engine:
         self, conflict_id: int, *, take: str | None = None, value: Any = None, by: str = "operator"
     ) -> Any:
         """Decide an open conflict: ``take`` an account's candidate, or set ``value``."""
+        if not self._prepared:
+            await self.prepare()
         async with self._tx() as s:
             row = await s.get(t.Conflict, conflict_id)
             if row is None:
@@ -1709,6 +1743,10 @@ class Engine:
         self, review_id: int, *, accept: bool, canonical_id: int | None = None
     ) -> None:
         """Accept (link to the chosen or best candidate) or reject (a new entity) a review."""
+        if not self._prepared:
+            await self.prepare()
+        candidates: list[int] = []
+        resource: Resource = "contacts"
         async with self._tx() as s:
             row = await s.get(t.MatchReview, review_id)
             if row is None:
@@ -1727,10 +1765,34 @@ class Engine:
             else:
                 row.state = "rejected"
             row.decided_at = self.clock()
+            resource = cast(Resource, row.resource)
+            candidates = [int(c["canonical_id"]) for c in row.candidates if "canonical_id" in c]
+            verdict = (
+                f"accepted: {row.external_id} is canonical {row.chosen_canonical_id}"
+                if accept
+                else f"rejected: {row.external_id} becomes a record of its own"
+            )
+            for candidate in candidates:
+                await self._audit(
+                    s,
+                    None,
+                    row.workspace_id,
+                    resource,
+                    candidate,
+                    "*",
+                    None,
+                    row.external_id,
+                    f"match review {review_id} {verdict}",
+                )
             # The record is linked on its account's next pull: make sure it is read again.
             cursor = await repos.cursor_row(s, row.account_id, row.resource)
             cursor.checkpoint = None
             cursor.value = None
+        if not accept:
+            # Creates held back while the review was open may go ahead now.
+            for candidate in candidates:
+                with contextlib.suppress(LookupError):
+                    await self.replan(resource, candidate)
 
     # ------------------------------------------------------------------ once
 

@@ -453,6 +453,23 @@ async def open_review(
     return (await session.execute(stmt)).scalars().first()
 
 
+async def open_review_candidates(
+    session: AsyncSession, account_id: int, resource: str
+) -> dict[int, int]:
+    """Canonical ids named by open match reviews of one account: {canonical id: review id}."""
+    stmt = select(t.MatchReview).where(
+        t.MatchReview.account_id == account_id,
+        t.MatchReview.resource == resource,
+        t.MatchReview.state == "open",
+    )
+    found: dict[int, int] = {}
+    for review in (await session.execute(stmt)).scalars():
+        for candidate in review.candidates:
+            if isinstance(candidate, dict) and "canonical_id" in candidate:
+                found.setdefault(int(candidate["canonical_id"]), review.id)
+    return found
+
+
 async def upsert_quarantine(
     session: AsyncSession,
     *,

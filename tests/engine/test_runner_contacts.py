@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from syncd.runner import describe_plan
@@ -262,3 +263,41 @@ async def test_before_write_hook_can_refuse_an_accounts_writes(db_sessionmaker: 
     assert seen and set(seen) == {engine.accounts["crm"].id}
     assert await count(db_sessionmaker, t.Contact) == 0
     assert await count(db_sessionmaker, t.Link) == 0
+
+
+async def test_an_open_match_review_holds_creates_of_its_candidates(db_sessionmaker: Maker) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    crm.human_create("contacts", org("Smit Transport", postal_code="1012AB", country="NL"))
+    books.human_create("contacts", org("Smid Transport", postal_code="1012 AB", country="NL"))
+    engine = make_engine(db_sessionmaker, {"crm": crm, "books": books})
+
+    await engine.once()
+
+    # The books record may be the CRM's company: nothing is created either way meanwhile.
+    assert names(crm) == ["Smit Transport"]
+    assert names(books) == ["Smid Transport"]
+    async with db_sessionmaker() as s:
+        reviews = (await s.execute(select(t.MatchReview))).scalars().all()
+    assert [r.state for r in reviews] == ["open"]
+
+    await engine.decide_match(reviews[0].id, accept=True)
+    await engine.once()
+
+    assert len(crm.live("contacts")) == 1 and len(books.live("contacts")) == 1
+    assert await count(db_sessionmaker, t.Contact) == 1
+
+
+async def test_rejecting_a_match_review_lets_both_records_sync(db_sessionmaker: Maker) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    crm.human_create("contacts", org("Smit Transport", postal_code="1012AB", country="NL"))
+    books.human_create("contacts", org("Smid Transport", postal_code="1012 AB", country="NL"))
+    engine = make_engine(db_sessionmaker, {"crm": crm, "books": books})
+    await engine.once()
+    async with db_sessionmaker() as s:
+        review = (await s.execute(select(t.MatchReview))).scalars().one()
+
+    await engine.decide_match(review.id, accept=False)
+    await engine.once()
+
+    assert names(crm) == names(books) == ["Smid Transport", "Smit Transport"]
+    assert await count(db_sessionmaker, t.Contact) == 2
