@@ -324,6 +324,35 @@ async def test_unarchiving_through_the_api_is_refused_with_a_reason(mb: Moneybir
         await contacts.update(created.external_id, active, frozenset({"archived"}))
 
 
+async def test_archived_is_a_writable_contact_field_and_an_update_archives(
+    mb: MoneybirdAdapter,
+) -> None:
+    # Found by the sandbox integration tests: without "archived" among the writable
+    # fields the engine never carried a Moneybird archive to the other vendors, nor an
+    # archive elsewhere to Moneybird.
+    assert "archived" in mb.capabilities.writable_fields["contacts"]
+    contacts = mb.resource("contacts")
+    created = await a_contact(mb)
+    assert isinstance(created.value, Contact) and not created.value.archived
+    archived = dataclasses.replace(created.value, archived=True)
+
+    updated = await contacts.update(created.external_id, archived, frozenset({"archived"}))
+
+    assert isinstance(updated.value, Contact) and updated.value.archived
+    flags = {e.external_id: e.archived for e in await all_ids(contacts)}
+    assert flags[created.external_id] is True
+
+
+async def test_an_archived_contact_is_created_archived(mb: MoneybirdAdapter) -> None:
+    contacts = mb.resource("contacts")
+
+    created = await contacts.create(sample_contact(archived=True), client_token=None)
+
+    assert isinstance(created.value, Contact) and created.value.archived
+    fetched = await contacts.get(created.external_id)
+    assert fetched is not None and isinstance(fetched.value, Contact) and fetched.value.archived
+
+
 # --------------------------------------------------------------------------- finding
 
 

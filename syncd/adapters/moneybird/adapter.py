@@ -62,7 +62,7 @@ from syncd.adapters.base import (
 from syncd.adapters.moneybird import mapping
 from syncd.adapters.moneybird.client import SYNC_POST_LIMIT, MoneybirdClient
 from syncd.core.model import Contact, Invoice, Payment, money, normalise
-from syncd.errors import Fatal, NotFound, Retryable, SkipRecord
+from syncd.errors import Fatal, NotFound, Retryable, SkipRecord, Uncertain
 
 __all__ = ["CAPABILITIES", "OVERLAP", "MoneybirdAdapter"]
 
@@ -95,6 +95,9 @@ CAPABILITIES: Final = Capabilities(
                 "coc_number",
                 "iban",
                 "customer_number",
+                # Through the archive endpoint; Moneybird's API cannot un-archive, so that
+                # direction is a refusal with a reason (``update``).
+                "archived",
             }
         ),
         "invoices": frozenset(
@@ -398,10 +401,28 @@ class ContactsResource(_SyncedResource):
         return self._record(raw)
 
     async def create(self, value: Canonical, *, client_token: str | None) -> VendorRecord:
-        """Create a contact; ``customer_id`` = its customer number, else ``client_token``."""
+        """Create a contact; ``customer_id`` = its customer number, else ``client_token``.
+
+        An archived contact is archived right after; should that fail, the contact as
+        created (active) is returned, so the engine sees the difference and archives it
+        with a later update instead of creating it twice.
+        """
         contact = _expect(value, Contact, "contacts")
         body = mapping.contact_body(contact, customer_id=client_token)
-        return self._record(await self.client.create_contact(body))
+        raw = await self.client.create_contact(body)
+        if contact.archived and isinstance(raw, Mapping) and not raw.get("archived"):
+            created = self._record(raw)
+            try:
+                await self._archive(created.external_id)
+                raw = await self.client.contact(created.external_id, lane="push")
+            except (Retryable, SkipRecord, NotFound, Uncertain) as exc:
+                logger.warning(
+                    "moneybird contact %s created but not archived yet: %s",
+                    created.external_id,
+                    exc,
+                )
+                return created
+        return self._record(raw)
 
     async def update(
         self, external_id: str, value: Canonical, fields: frozenset[str]
