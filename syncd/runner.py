@@ -859,6 +859,9 @@ class Engine:
                 "restored",
                 decision.reason,
             )
+            for removal in await repos.active_removals(s, resource, entity.id):
+                removal.state = "done"
+                removal.last_error = f"cancelled: the record was restored ({decision.reason})"
         canonical = await repos.entity_fields(s, resource, entity)
         conflicts = await repos.open_conflicts(s, resource, entity.id)
         result = merge(
@@ -1267,7 +1270,15 @@ class Engine:
             if op == "create" and (
                 link is not None or entity is None or entity.deleted_at is not None
             ):
-                row.state = "done"  # already there (settled meanwhile), or nothing to create
+                row.state = "done"  # already there (matched or settled), or nothing to create
+                if link is not None and entity is not None and entity.deleted_at is None:
+                    # Linked by a match meanwhile: the account still lacks what differs.
+                    await s.flush()
+                    held = (await repos.open_conflicts(s, resource, entity.id)).keys()
+                    current = await repos.entity_fields(s, resource, entity)
+                    await self._plan(
+                        s, entity.workspace_id, resource, entity.id, current, held=held
+                    )
                 return
             if op == "create":
                 waiting = await repos.open_review_candidates(s, ctx.id, resource)
@@ -1518,6 +1529,11 @@ class Engine:
             async with self._tx(ctx) as s:
                 row = await s.get(t.Outbox, row_id)
                 assert row is not None
+                if found is not None:
+                    other = await repos.link_by_external(s, ctx.id, res, found.external_id)
+                    if other is not None and other.canonical_id != row.canonical_id:
+                        # A namesake that is another record: ours was not created.
+                        found = None
                 if found is not None:
                     await self._link_created(s, ctx, res, row.canonical_id, found)
                     row.state = "done"

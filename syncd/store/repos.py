@@ -564,6 +564,19 @@ async def active_outbox(
     return list((await session.execute(stmt)).scalars())
 
 
+async def active_removals(
+    session: AsyncSession, resource: str, canonical_id: int
+) -> list[t.Outbox]:
+    """Queued deletions or archivals of one record, at any account."""
+    stmt = select(t.Outbox).where(
+        t.Outbox.resource == resource,
+        t.Outbox.canonical_id == canonical_id,
+        t.Outbox.op.in_(("delete", "archive")),
+        t.Outbox.state.in_(("pending", "failed")),
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def due_outbox(
     session: AsyncSession, account_id: int, now: dt.datetime, limit: int = 50
 ) -> list[int]:
