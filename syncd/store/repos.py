@@ -577,6 +577,30 @@ async def active_removals(
     return list((await session.execute(stmt)).scalars())
 
 
+async def newest_outbox_id(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.max(t.Outbox.id)))).scalar() or 0)
+
+
+async def resources_with_creates_after(
+    session: AsyncSession, account_id: int, seen: Mapping[str, int]
+) -> set[str]:
+    """Resources with due creates for the account planned after ``seen[resource]``."""
+    stmt = (
+        select(t.Outbox.resource, func.max(t.Outbox.id))
+        .where(
+            t.Outbox.account_id == account_id,
+            t.Outbox.op == "create",
+            t.Outbox.state.in_(("pending", "failed")),
+        )
+        .group_by(t.Outbox.resource)
+    )
+    return {
+        resource
+        for resource, newest in (await session.execute(stmt)).all()
+        if newest > seen.get(resource, 0)
+    }
+
+
 async def due_outbox(
     session: AsyncSession, account_id: int, now: dt.datetime, limit: int = 50
 ) -> list[int]:
