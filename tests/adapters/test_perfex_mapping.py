@@ -626,6 +626,17 @@ def test_finalising_a_draft_sends_its_number() -> None:
     assert body == {"status": 1, "number": 17}
 
 
+@pytest.mark.parametrize(("wanted", "sent"), [("2026-0017", None), ("2026-0018", 18)])
+def test_a_number_perfex_already_holds_the_digits_of_is_not_written_again(
+    wanted: str, sent: int | None
+) -> None:
+    # A bookkeeping number under another prefix: Perfex can only hold its digits.
+    current = _draft(status="open", number="INV-000017")
+    after = Invoice(**{**{f: getattr(current, f) for f in to_fields(current)}, "number": wanted})
+    body = m.invoice_update_body(current, after, {"number"}, CURRENCIES, TAXES, [])
+    assert body.get("number") == sent
+
+
 def test_a_payment_writes_its_mode_id_and_token() -> None:
     value = Payment("1042", dt.date(2026, 3, 10), Decimal("300"), method="cash", reference="TX")
     body = m.payment_from_canonical(value, MODES, client_token="p-1")

@@ -836,7 +836,11 @@ def invoice_update_body(
     finalising = current.status == "draft" and status == int(STATUS_UNPAID)
     if ("number" in asked and value.number != current.number) or finalising:
         number = invoice_number_value(value.number)
-        if number is not None and (current.status != "draft" or finalising):
+        # Perfex keeps only the digits under its own prefix ("2026-0017" is held as 17 and
+        # printed "INV-000017"): when it already holds those digits there is nothing to
+        # write, or every pass would send the same number again.
+        held = invoice_number_value(current.number)
+        if number is not None and number != held and (current.status != "draft" or finalising):
             body["number"] = number
     return body
 
