@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from syncd.sandbox.base import SeedLine, VendorSeed
-from syncd.status import collect_status
+from syncd.status import collect_status, render_status
 from tests.invoices.helpers import (
     D,
     find_by_lines,
@@ -66,6 +66,7 @@ async def test_an_invoice_of_an_unsynced_contact_is_quarantined_alone(
         }
         assert quarantine == {"simplicate": 1, "moneybird": 0}
         assert status["totals"]["quarantine"] == 1
+        assert "1 quarantined" in render_status(status)  # what `syncd status` prints
 
         # A person decides they are two companies: the invoice follows on the next pass.
         await world.engine.decide_match(review.id, accept=False)

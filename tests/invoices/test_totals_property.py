@@ -329,7 +329,7 @@ def assert_same_money(vendor: VendorName, sent: Invoice, read: Invoice) -> None:
 
 
 @pytest.mark.parametrize("vendor", list(ROUND_TRIPS))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_totals_stay_exact_through_the_mapping(vendor: VendorName, data: st.DataObject) -> None:
     contact, round_trip = ROUND_TRIPS[vendor]
@@ -420,7 +420,7 @@ def served() -> Iterator[Served]:
 
 @pytest.mark.parametrize("vendor", list(ROUND_TRIPS))
 @settings(
-    max_examples=10,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
