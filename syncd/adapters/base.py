@@ -31,8 +31,11 @@ recognise the echo on the next pull.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from syncd.core.model import Contact, Invoice, Payment
@@ -58,13 +61,52 @@ class VendorRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Text no database column can hold: NUL (PostgreSQL refuses it) and lone surrogates
+# (not encodable as UTF-8). JSON escapes can put either into a parsed vendor string.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data that every store can hold, for a quarantine payload.
+
+    Decimals become their exact text, dates ISO text, tuples and sets lists, keys text,
+    NaN and infinities text, anything else its repr; NUL and lone surrogates in text
+    become U+FFFD.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):  # NaN and Infinity are not JSON (PostgreSQL refuses them)
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    return json_safe(repr(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A vendor record that could not be mapped; quarantined with ``reason``."""
+    """A vendor record that could not be mapped; quarantined with ``reason``.
+
+    ``payload`` (and ``reason``, which may quote vendor text) are made storable on
+    construction: see ``json_safe``.
+    """
 
     external_id: str | None
     reason: str
     payload: Mapping[str, Any] | str  # the raw vendor data (never holds our secrets)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload", json_safe(self.payload))
+        object.__setattr__(self, "reason", json_safe(self.reason))
+        if self.external_id is not None:
+            object.__setattr__(self, "external_id", json_safe(self.external_id))
 
 
 @dataclass(frozen=True, slots=True)

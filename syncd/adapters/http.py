@@ -92,6 +92,9 @@ _MIN_SECRET_PART = 4
 _TAG_RE = re.compile(r"<[^>]*>")
 _SPACE_RE = re.compile(r"\s+")
 _ID_SEGMENT_RE = re.compile(r"^(?P<id>[^.]*\d[^.]*?)(?P<ext>\.[A-Za-z]+)?$")
+# A JSON escape that parses into text no database can store: NUL or a UTF-16 surrogate.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,9 +588,22 @@ class VendorHttp:
         expect_json: bool,
     ) -> HttpResponse:
         try:
-            full_text = raw.decode(charset, errors="replace")
+            full_text = raw.decode(charset)
         except LookupError:
-            full_text = raw.decode("utf-8", errors="replace")
+            charset = "utf-8"
+            full_text = raw.decode(charset, errors="replace")
+        except UnicodeDecodeError:
+            # Keep what can be read; U+FFFD marks what could not (as a browser would).
+            full_text = raw.decode(charset, errors="replace")
+            logger.warning(
+                "%s %s %s for account %s: the answer is not valid %s; undecodable bytes "
+                "replaced by U+FFFD",
+                self.vendor,
+                method,
+                template,
+                self.account,
+                charset,
+            )
         body: Any = None
         parsed = False
         if full_text.strip():
@@ -596,6 +612,8 @@ class VendorHttp:
                 parsed = True
             except ValueError:
                 body = None
+            if parsed and _UNSTORABLE_ESCAPE.search(full_text):
+                body = self._storable(body, method, template)
         text = full_text[:TEXT_LIMIT]
 
         if self._classify is not None:
@@ -647,6 +665,40 @@ class VendorHttp:
         if 400 <= status < 500:
             raise SkipRecord(message or f"{self.vendor} answered {status}")
         raise VendorUnavailable(self._scrub(f"{where}: unexpected status {status}"))
+
+    def _storable(self, body: Any, method: str, template: str) -> Any:
+        """``body`` with NUL and lone surrogates (from JSON escapes) replaced by U+FFFD.
+
+        No database column can hold them (PostgreSQL refuses NUL; neither backend can
+        encode a lone surrogate), so they are replaced here, where invalid UTF-8 bytes
+        already become U+FFFD, instead of failing the page that carries them.
+        """
+        replaced = 0
+
+        def clean(value: Any) -> Any:
+            nonlocal replaced
+            if isinstance(value, str):
+                fixed, count = _UNSTORABLE_CHARS.subn("\ufffd", value)
+                replaced += count
+                return fixed
+            if isinstance(value, dict):
+                return {clean(k): clean(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
+            return value
+
+        cleaned = clean(body)
+        if replaced:
+            logger.warning(
+                "%s %s %s for account %s: %d NUL or lone surrogate character(s) in the "
+                "answer replaced by U+FFFD",
+                self.vendor,
+                method,
+                template,
+                self.account,
+                replaced,
+            )
+        return cleaned
 
     def _scrub(self, text: str) -> str:
         """``text`` with every auth header value replaced by "***"."""
