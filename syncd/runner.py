@@ -56,7 +56,15 @@ from syncd.core.matching import (
     match_invoice,
 )
 from syncd.core.merge import merge
-from syncd.core.model import Contact, Invoice, Payment, normalise, to_fields
+from syncd.core.model import (
+    INVOICE_FIELDS,
+    PAYMENT_FIELDS,
+    Contact,
+    Invoice,
+    Payment,
+    normalise,
+    to_fields,
+)
 from syncd.core.plan import (
     Action,
     Target,
@@ -842,7 +850,7 @@ class Engine:
         entity = await repos.load_entity(s, resource, link.canonical_id)
         if entity is None:
             raise LookupError(f"{resource} {link.canonical_id} linked from {ctx.name} is missing")
-        carried = self._synced_fields(ctx, resource)
+        carried = self._carried_fields(ctx, resource)
         base = dict(link.base) if link.base else None
         if entity.deleted_at is not None:
             decision = decide_revival(
@@ -1006,6 +1014,19 @@ class Engine:
                 )
             )
         return targets
+
+    def _carried_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
+        """The fields an account's records are believed for when merging.
+
+        Contacts: what the vendor can store (a vendor without a website field reports
+        none, which says nothing). Invoices and payments: everything the vendor reports,
+        since bookkeeping decides numbers, status and amounts paid that nobody writes,
+        and a CRM reports line edits even where the API cannot rewrite them.
+        """
+        if resource == "contacts":
+            return self._synced_fields(ctx, resource)
+        every = INVOICE_FIELDS if resource == "invoices" else PAYMENT_FIELDS
+        return frozenset(every) - VENDOR_LOCAL_FIELDS[resource]
 
     def _synced_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
         """The fields of ``resource`` this account holds and that sync between accounts."""
@@ -1461,6 +1482,55 @@ class Engine:
             record.external_id,
             f"created in {ctx.name} as {record.external_id}",
         )
+        await self._adopt_owned(s, ctx, resource, entity, written)
+
+    async def _adopt_owned(
+        self,
+        s: AsyncSession,
+        ctx: AccountContext,
+        resource: Resource,
+        entity: repos.Entity | None,
+        written: Mapping[str, Any],
+    ) -> None:
+        """Take into the canonical record what the vendor decided itself while creating.
+
+        A bookkeeping vendor numbers an invoice it creates (or sends) at once; the number
+        is in its answer and so in the new link's base, and a later pull would see no
+        change. Fields this account owns are therefore adopted right here, and planned
+        to the other accounts (the CRM gets the number).
+        """
+        flow = ctx.flows.get(resource)
+        if flow is None or entity is None or entity.deleted_at is not None:
+            return
+        current = await repos.entity_fields(s, resource, entity)
+        adopted = {
+            name: value
+            for name, value in written.items()
+            if name in current
+            and flow.policy.owner_of(name) == ctx.name
+            and value not in (None, "", [])
+            and current.get(name) != value
+        }
+        if not adopted:
+            return
+        merged = {**current, **adopted}
+        await repos.write_entity(s, resource, entity, merged)
+        entity.updated_at = self.clock()
+        for name, value in sorted(adopted.items()):
+            await self._audit(
+                s,
+                ctx,
+                entity.workspace_id,
+                resource,
+                entity.id,
+                name,
+                current.get(name),
+                value,
+                f"owner: {ctx.name} set {name} when it created the record",
+            )
+        await s.flush()
+        held = (await repos.open_conflicts(s, resource, entity.id)).keys()
+        await self._plan(s, entity.workspace_id, resource, entity.id, merged, held=held)
 
     async def _after_update(
         self,

@@ -33,20 +33,6 @@ LINES = [
     SeedLine("Books", D(2), D("12.50"), D(9)),
 ]
 
-CREATE_TIME_NUMBER = (
-    "engine: a number the bookkeeping vendor assigns while syncd creates the invoice "
-    "(Moneybird numbers an invoice it is asked to create already sent; SimplBooks numbers "
-    "every new invoice) lands only in the new link's base (Engine._link_created stores the "
-    "vendor's read-back as base), so the next pull sees no change and the canonical "
-    "invoice and the CRM never learn it"
-)
-NOT_CARRIED_NUMBER = (
-    "engine: the inbound merge only carries the fields an account can write "
-    "(Engine._synced_fields = capabilities.writable_fields); Moneybird assigns numbers and "
-    "does not list 'number' as writable, so the number it gives a draft on sending is "
-    "never merged into the canonical invoice, although the flow makes Moneybird its owner"
-)
-
 
 def _seed(status: str, number: str | None) -> VendorSeed:
     return VendorSeed(
@@ -65,7 +51,6 @@ def test_only_perfex_can_hold_a_number_from_elsewhere() -> None:
     assert "number" not in SIMPLICATE.writable_fields["invoices"]
 
 
-@pytest.mark.xfail(strict=True, reason=CREATE_TIME_NUMBER)
 async def test_perfex_gets_the_number_moneybird_assigns(sqlite_db_url: str) -> None:
     async with open_books(
         "perfex", "moneybird", sqlite_db_url, crm_seed=_seed("open", "INV-000042")
@@ -83,7 +68,6 @@ async def test_perfex_gets_the_number_moneybird_assigns(sqlite_db_url: str) -> N
         assert world.handle.counters("perfex").writes == writes
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_CARRIED_NUMBER)
 async def test_a_perfex_draft_gets_its_number_when_moneybird_sends_it(sqlite_db_url: str) -> None:
     async with open_books(
         "perfex", "moneybird", sqlite_db_url, crm_seed=_seed("draft", None)
@@ -114,7 +98,6 @@ async def test_simplbooks_keeps_the_perfex_number(sqlite_db_url: str) -> None:
         assert (await canonical_invoice(world, "simplbooks", copy.id)).number == "INV-000042"
 
 
-@pytest.mark.xfail(strict=True, reason=CREATE_TIME_NUMBER)
 async def test_a_perfex_draft_takes_the_number_simplbooks_gives_it(sqlite_db_url: str) -> None:
     async with open_books(
         "perfex", "simplbooks", sqlite_db_url, crm_seed=_seed("draft", None)

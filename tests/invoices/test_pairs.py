@@ -68,7 +68,26 @@ async def _copy_of(world: Books, invoice: SeedInvoice) -> tuple[str, str]:
     return crm_copy.id, await linked_copy(world, "invoices", world.crm, crm_copy.id)
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=pair_id)
+DRAFT_TO_SIMPLBOOKS = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "design gap: SimplBooks has no draft state and numbers every invoice it creates; "
+        "since bookkeeping owns number and status, a Perfex draft pushed there comes back "
+        "numbered and 'open' and the Perfex draft is finalised. Drafts should probably not "
+        "be pushed to a bookkeeping vendor without drafts (open question in issue 6)"
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        pytest.param(p, id=pair_id(p), marks=DRAFT_TO_SIMPLBOOKS)
+        if p == ("perfex", "simplbooks")
+        else pytest.param(p, id=pair_id(p))
+        for p in PAIRS
+    ],
+)
 async def test_invoices_reach_bookkeeping_with_equal_lines_and_totals(
     pair: tuple[VendorName, VendorName], sqlite_db_url: str
 ) -> None:

@@ -174,16 +174,6 @@ async def test_lost_responses_never_duplicate_invoices_or_payments(
         assert await world.outbox_left() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine: the inbound merge only carries the fields an account can write "
-        "(Engine._synced_fields = capabilities.writable_fields), so amount_paid (no vendor "
-        "writes it) and SimplBooks' status (derived from its sent/paid dates, not "
-        "writable) never reach the canonical invoice: after the payments it still says "
-        "amount_paid 0.00, and status 'open' for SimplBooks"
-    ),
-)
 @pytest.mark.parametrize("books", ["moneybird", "simplbooks"])
 async def test_the_canonical_invoice_records_the_payments(
     books: VendorName, sqlite_db_url: str

@@ -32,16 +32,6 @@ LINES = [
 ]
 EXTRA = SeedLine("Extra hours", D("1.5"), D("80.00"), D(21))
 
-SIMPLICATE_LINE_EDITS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine: the inbound merge only carries the fields an account can write "
-        "(Engine._synced_fields = capabilities.writable_fields); Simplicate cannot rewrite "
-        "the lines of an existing invoice through its API, so the line edits of the CRM "
-        "that owns lines are dropped on pull: no audit, no conflict, no push"
-    ),
-)
-
 
 def _seed(crm: VendorName) -> VendorSeed:
     # Simplicate: a concept (the only state whose lines a user may edit); Perfex: unpaid.
@@ -56,10 +46,7 @@ def _seed(crm: VendorName) -> VendorSeed:
 def _params(
     pairs: list[tuple[VendorName, VendorName]],
 ) -> list[object]:
-    return [
-        pytest.param(p, id=pair_id(p), marks=SIMPLICATE_LINE_EDITS if p[0] == "simplicate" else ())
-        for p in pairs
-    ]
+    return [pytest.param(p, id=pair_id(p), marks=()) for p in pairs]
 
 
 @pytest.mark.parametrize("pair", _params(PAIRS))
@@ -93,7 +80,7 @@ async def test_a_crm_edit_of_a_sent_invoice_becomes_a_conflict(
 @pytest.mark.parametrize(
     "crm",
     [
-        pytest.param("simplicate", marks=SIMPLICATE_LINE_EDITS),
+        pytest.param("simplicate"),
         "perfex",
     ],
 )
