@@ -137,9 +137,35 @@ def db_check(ctx: click.Context) -> None:
 
 
 @main.command("run")
-def run() -> None:
-    """Run the daemon in the foreground (Type=notify under systemd)."""
-    _not_available("syncd run", "issue #7, daemon and deployment")()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon in the foreground (Type=notify under systemd).
+
+    SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config file.
+    """
+    from syncd.daemon import Daemon, DaemonError
+    from syncd.errors import Fatal
+    from syncd.logs import get_logger, redact
+
+    settings = _load(ctx)
+    _configure_logging(settings)
+    path = resolve_config_path(ctx.obj.get("config"))
+    try:
+        code = asyncio.run(Daemon(settings, config_path=path).run())
+    except DaemonError as exc:
+        _fail(str(exc), exc.code)
+    except SchemaBehind as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        _fail("interrupted before the daemon was up", EXIT_SYNC_ERROR)
+    except Fatal as exc:
+        _fail(redact(str(exc)), EXIT_SYNC_ERROR)
+    except Exception as exc:
+        get_logger("syncd.cli").exception("daemon_failed")
+        _fail(
+            redact(f"stopped by an unexpected error: {type(exc).__name__}: {exc}"), EXIT_SYNC_ERROR
+        )
+    sys.exit(code)
 
 
 @main.command("once")
@@ -511,6 +537,53 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 
 @main.command("demo")
 @click.option("--once", "run_once", is_flag=True, help="Exit 0 after convergence, with a summary.")
-def demo(run_once: bool) -> None:
-    """Sandbox + daemon on SQLite with config/demo.toml, showing live progress."""
-    _not_available("syncd demo", "issue #7, daemon and deployment")()
+@click.pass_context
+def demo(ctx: click.Context, run_once: bool) -> None:
+    """Sandbox + daemon on SQLite with config/demo.toml, showing live progress.
+
+    The four vendor sandboxes are served on 127.0.0.1:8900 with seeded, overlapping data;
+    the demo database (./syncd-demo.db) starts empty on every run. Ctrl-C stops.
+    """
+    from syncd import demo as demos
+    from syncd.daemon import DaemonError
+    from syncd.logs import configure_logging
+
+    if not ctx.obj.get("config"):
+        try:
+            ctx.obj["config"] = str(demos.find_demo_config())
+        except demos.DemoError as exc:
+            _fail(str(exc), EXIT_USAGE)
+    settings = _load(ctx)
+    _configure_logging(settings)
+    try:
+        if run_once:
+            names = [account.name for _, account in settings.iter_accounts()]
+            with _progress(names) as show:
+                totals = asyncio.run(demos.demo_once(settings, progress=show))
+            _print_summary(totals)
+            failed = [n for n, st in totals.items() if st.errors or st.failed]
+            sys.exit(EXIT_SYNC_ERROR if failed else EXIT_OK)
+
+        def quiet_logs(stream: Any) -> None:
+            # The live table shows the progress: only problems print, above the table.
+            configure_logging(
+                log_format="console",
+                log_level="warning",
+                secrets=settings.secret_values(),
+                stream=stream,
+            )
+
+        code = asyncio.run(
+            demos.demo_daemon(
+                settings,
+                config_path=resolve_config_path(ctx.obj.get("config")),
+                on_tty_start=quiet_logs,
+            )
+        )
+    except (demos.DemoError, DaemonError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except SchemaBehind as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_SYNC_ERROR)
+    sys.exit(code)

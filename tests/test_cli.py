@@ -69,19 +69,6 @@ def test_db_check_fails_on_an_empty_database_then_upgrade_fixes_it(
     assert "current" in out
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["run"],
-        ["demo"],
-    ],
-)
-def test_commands_not_built_yet_say_so_and_exit_2(args: list[str]) -> None:
-    code, out = run(*args)
-    assert code == 2
-    assert "not available yet" in out
-
-
 def _demo_copy(tmp_path: Path, db_url: str) -> Path:
     """config/demo.toml with its database pointed at ``db_url``."""
     text = Path("config/demo.toml").read_text(encoding="utf-8")

@@ -36,6 +36,7 @@ __all__ = [
     "Conflict",
     "Contact",
     "Cursor",
+    "Instance",
     "Invoice",
     "InvoiceLine",
     "Lease",
@@ -428,6 +429,27 @@ class Lease(Base):
     # Only ever increases for an account, so a stale holder's writes can be refused.
     fencing_token: Mapped[int] = mapped_column(Id, nullable=False)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Instance(Base):
+    """A running ``syncd run`` process and its heartbeat, so instances can split accounts.
+
+    Each instance renews its row while it runs and deletes it when it stops; a row whose
+    ``expires_at`` passed belongs to an instance that died. Live instances each aim for
+    ceil(accounts / live instances) leases, which spreads the accounts evenly.
+    """
+
+    __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("owner"), _NO_ID_REUSE)
+
+    id: Mapped[int] = _id()
+    # The same name the instance writes into ``leases.owner`` (host:pid:random).
+    owner: Mapped[str] = mapped_column(String, nullable=False)
+    hostname: Mapped[str] = mapped_column(String, nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

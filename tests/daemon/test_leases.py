@@ -1,0 +1,188 @@
+"""LeaseKeeper: instances split the accounts evenly, take over a dead one's, fence stale writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from syncd.app import ensure_accounts, scoped_sessionmaker, write_scope
+from syncd.scheduler import AccountRef, LeaseKeeper
+from syncd.store import tables as t
+from syncd.store.db import create_sessionmaker
+from syncd.store.leases import StaleLease
+from tests.engine.helpers import settings_for
+
+TTL = dt.timedelta(seconds=10)
+NAMES = [f"acct-{i}" for i in range(6)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+async def refs(sm: async_sessionmaker[AsyncSession], names: list[str]) -> dict[str, AccountRef]:
+    ids = await ensure_accounts(sm, settings_for(names))
+    async with sm() as s:
+        rows = (await s.execute(select(t.Account.id, t.Account.workspace_id))).all()
+    workspace = {row.id: row.workspace_id for row in rows}
+    return {name: AccountRef(name, ids[name], workspace[ids[name]]) for name in names}
+
+
+def keeper(sm: async_sessionmaker[AsyncSession], clock: Clock, host: str) -> LeaseKeeper:
+    return LeaseKeeper(sm, owner=f"{host}:1:abcd1234", hostname=host, pid=1, ttl=TTL, clock=clock)
+
+
+async def test_two_instances_split_the_accounts_and_one_takes_over_when_the_other_dies(
+    migrated_db: AsyncEngine,
+) -> None:
+    sm = create_sessionmaker(migrated_db)
+    accounts = await refs(sm, NAMES)
+    clock = Clock()
+    first, second = keeper(sm, clock, "one"), keeper(sm, clock, "two")
+    first.set_accounts(accounts)
+    second.set_accounts(accounts)
+
+    # Alone, the first instance takes everything.
+    changes = await first.tick()
+    assert sorted(changes.gained) == NAMES and changes.live_instances == 1
+
+    # The second one arrives: nothing is free yet, but it is counted.
+    changes = await second.tick()
+    assert changes.gained == [] and changes.live_instances == 2 and changes.target == 3
+
+    # The first hands back what is over its share; the second takes it.
+    clock.advance(1)
+    changes = await first.tick()
+    assert len(changes.released) == 3
+    changes = await second.tick()
+    assert len(changes.gained) == 3
+    assert set(first.held()).isdisjoint(second.held())
+    assert sorted(first.held() + second.held()) == NAMES
+
+    # Stable from here: ticks change nothing.
+    for _ in range(3):
+        clock.advance(3)
+        assert (await first.tick()).gained == [] and (await second.tick()).gained == []
+    assert len(first.held()) == len(second.held()) == 3
+
+    # The second instance stops ticking (it died). After one ttl its accounts move.
+    theirs = second.held()
+    their_tokens = {name: second.grants[name].fencing_token for name in theirs}
+    clock.advance(TTL.total_seconds() + 1)
+    changes = await first.tick()
+    assert sorted(changes.gained) == sorted(theirs)
+    assert sorted(first.held()) == NAMES
+    for name in theirs:
+        assert first.grants[name].fencing_token == their_tokens[name] + 1  # a takeover bumps it
+        # The dead instance's own view expired: it would not start a job.
+        assert second.scope(name) is None
+
+
+async def test_a_stale_holder_cannot_write(migrated_db: AsyncEngine) -> None:
+    sm = create_sessionmaker(migrated_db)
+    accounts = await refs(sm, NAMES[:2])
+    clock = Clock()
+    first, second = keeper(sm, clock, "one"), keeper(sm, clock, "two")
+    first.set_accounts(accounts)
+    second.set_accounts(accounts)
+    await first.tick()
+    stale = first.scope("acct-0")
+    assert stale is not None and stale.fencing_token == 1
+
+    clock.advance(TTL.total_seconds() + 1)
+    await second.tick()  # the first stalled; the second takes both accounts over
+    fresh = second.scope("acct-0")
+    assert fresh is not None and fresh.fencing_token == 2
+
+    scoped = scoped_sessionmaker(migrated_db)
+    with write_scope(stale), pytest.raises(StaleLease, match="write refused"):
+        async with scoped() as s, s.begin():
+            s.add(t.Workspace(name="written by a stale holder"))
+    with write_scope(fresh):
+        async with scoped() as s, s.begin():
+            s.add(t.Workspace(name="written by the holder"))
+    async with sm() as s:
+        names = set((await s.execute(select(t.Workspace.name))).scalars())
+    assert "written by the holder" in names
+    assert "written by a stale holder" not in names
+
+    # The stalled instance learns it on its next tick, and does not get it back.
+    changes = await first.tick()
+    assert sorted(changes.lost) == ["acct-0", "acct-1"]
+    assert first.scope("acct-0") is None
+
+
+async def test_an_account_in_use_is_handed_back_only_once_idle(sqlite_db: AsyncEngine) -> None:
+    sm = create_sessionmaker(sqlite_db)
+    accounts = await refs(sm, NAMES[:4])
+    clock = Clock()
+    first, second = keeper(sm, clock, "one"), keeper(sm, clock, "two")
+    first.set_accounts(accounts)
+    second.set_accounts(accounts)
+    await first.tick()
+    await second.tick()
+
+    changes = await first.tick(busy=lambda name: True)
+    assert changes.released == []
+    handing_over = sorted(first.releasing)
+    assert len(handing_over) == 2
+    for name in handing_over:
+        assert first.scope(name) is None  # no new job starts meanwhile
+    assert first.scope(sorted(set(first.held()) - set(handing_over))[0]) is not None
+
+    changes = await first.tick(busy=lambda name: False)
+    assert sorted(changes.released) == handing_over
+    assert sorted((await second.tick()).gained) == handing_over
+
+
+async def test_accounts_removed_from_the_config_are_handed_back(sqlite_db: AsyncEngine) -> None:
+    sm = create_sessionmaker(sqlite_db)
+    accounts = await refs(sm, NAMES[:3])
+    clock = Clock()
+    alone = keeper(sm, clock, "one")
+    alone.set_accounts(accounts)
+    await alone.tick()
+    assert alone.held() == NAMES[:3]
+
+    alone.set_accounts({n: accounts[n] for n in NAMES[:2]})
+    changes = await alone.tick()
+    assert changes.released == ["acct-2"]
+    assert alone.held() == NAMES[:2]
+
+
+async def test_a_clean_stop_hands_everything_over_at_once(sqlite_db: AsyncEngine) -> None:
+    sm = create_sessionmaker(sqlite_db)
+    accounts = await refs(sm, NAMES[:4])
+    clock = Clock()
+    first, second = keeper(sm, clock, "one"), keeper(sm, clock, "two")
+    first.set_accounts(accounts)
+    second.set_accounts(accounts)
+    await first.tick()
+    await second.tick()
+    await first.close()
+
+    async with sm() as s:
+        live = (await s.execute(select(func.count()).select_from(t.Instance))).scalar_one()
+    assert live == 1
+    changes = await second.tick()  # no waiting for a ttl
+    assert sorted(changes.gained) == NAMES[:4] and changes.live_instances == 1
+
+
+def test_lease_ttl_comes_from_the_environment_or_defaults() -> None:
+    from syncd.daemon import DEFAULT_LEASE_TTL, DaemonError, lease_ttl
+
+    settings = settings_for(["a", "b"])
+    assert lease_ttl(settings, {}) == DEFAULT_LEASE_TTL
+    assert lease_ttl(settings, {"SYNCD_LEASE_TTL": "4s"}) == dt.timedelta(seconds=4)
+    with pytest.raises(DaemonError, match="SYNCD_LEASE_TTL"):
+        lease_ttl(settings, {"SYNCD_LEASE_TTL": "soon"})

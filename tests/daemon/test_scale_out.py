@@ -1,0 +1,179 @@
+"""Two `syncd run` processes on one PostgreSQL database share six accounts, and fail over.
+
+Two sandboxes serve two workspaces of three accounts each. Both processes start with
+the same config; they must split the six leases three and three, converge both
+workspaces, and when one is killed (SIGKILL: no goodbye, its leases simply stop being
+renewed) the other must take its accounts over within about one lease ttl and carry on,
+with every vendor holding each contact exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from syncd.sandbox.base import SandboxOptions, VendorName
+from syncd.sandbox.testing import SandboxHandle, running_sandbox
+from syncd.store import tables as t
+from syncd.store.db import create_engine, create_sessionmaker
+from syncd.store.migrate import aupgrade
+from tests.daemon.helpers import wait_for
+from tests.daemon.process import (
+    Syncd,
+    account_toml,
+    alive,
+    config_toml,
+    contact_count,
+    kept,
+    seeded_union,
+    workspace_toml,
+)
+
+TTL_SECONDS = 3
+FIRST: tuple[VendorName, ...] = ("simplicate", "moneybird", "perfex")
+SECOND: tuple[VendorName, ...] = ("moneybird", "perfex", "simplbooks")
+OPTIONS = SandboxOptions(seed=7, contacts=8, invoices=0, overlap=0.5, rate_limits=False)
+
+
+def workspace(handle: SandboxHandle, name: str, vendors: tuple[VendorName, ...]) -> str:
+    names = [f"{name}-{v}" for v in vendors]
+    blocks = [account_toml(handle, v, f"{name}-{v}") for v in vendors]
+    return workspace_toml(name, names, blocks)
+
+
+def moneybird_names(handle: SandboxHandle) -> Counter[str]:
+    return Counter(
+        c.get("company_name") or "" for c in handle.emulators["moneybird"].dump()["contacts"]
+    )
+
+
+async def test_two_instances_split_six_accounts_and_fail_over(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    await aupgrade(postgres_url)
+    db = create_engine(postgres_url)
+    sessions = create_sessionmaker(db)
+
+    async def holders() -> Counter[str]:
+        now = dt.datetime.now(dt.UTC)
+        async with sessions() as s:
+            rows = (await s.execute(select(t.Lease.owner, t.Lease.expires_at))).all()
+        return Counter(row.owner.split(":")[1] for row in rows if row.expires_at > now)
+
+    try:
+        async with running_sandbox(OPTIONS) as one, running_sandbox(OPTIONS) as two:
+            config = tmp_path / "syncd.toml"
+            config.write_text(
+                config_toml(
+                    postgres_url,
+                    "127.0.0.1:0",  # each instance gets its own free port
+                    [workspace(one, "one", FIRST), workspace(two, "two", SECOND)],
+                ),
+                encoding="utf-8",
+            )
+            env = {"SYNCD_LEASE_TTL": f"{TTL_SECONDS}s"}
+            a = Syncd(config, tmp_path / "a.log", env)
+            b = Syncd(config, tmp_path / "b.log", env)
+            async with kept([a, b]):
+                await a.start()
+                await b.start()
+
+                # Three accounts each (whoever started first took all, then handed over).
+                await wait_for(
+                    lambda: alive(a, b) and _split(holders, {str(a.pid), str(b.pid)}),
+                    within=45,
+                    what="three leases per instance",
+                )
+
+                # Both workspaces converge.
+                unions = {
+                    "one": seeded_union(OPTIONS, FIRST),
+                    "two": seeded_union(OPTIONS, SECOND),
+                }
+                worlds = {"one": (one, FIRST), "two": (two, SECOND)}
+
+                def converged(extra: dict[str, int]) -> bool:
+                    return all(
+                        contact_count(handle.emulators[v]) == unions[w] + extra.get(w, 0)
+                        for w, (handle, vendors) in worlds.items()
+                        for v in vendors
+                    )
+
+                def counts() -> dict[str, int]:
+                    return {
+                        f"{w}-{v}": contact_count(handle.emulators[v])
+                        for w, (handle, vendors) in worlds.items()
+                        for v in vendors
+                    }
+
+                await wait_for(lambda: converged({}), within=60, what="convergence", state=counts)
+
+                # Kill the instance that holds workspace one's Moneybird account.
+                async with sessions() as s:
+                    owner = (
+                        await s.execute(
+                            select(t.Lease.owner)
+                            .join(t.Account, t.Account.id == t.Lease.account_id)
+                            .where(t.Account.name == "one-moneybird")
+                        )
+                    ).scalar_one()
+                victim, survivor = (a, b) if owner.split(":")[1] == str(a.pid) else (b, a)
+                victim.signal(signal.SIGKILL)
+                await victim.wait()
+                killed = time.monotonic()
+
+                # Someone makes a contact there meanwhile; it must still reach everyone.
+                one.emulators["moneybird"].create(
+                    "contacts",
+                    {
+                        "company_name": "Failover Test B.V.",
+                        "send_invoices_to_email": "fo@example.nl",
+                    },
+                )
+                await wait_for(
+                    lambda: alive(survivor) and _all_held_by(holders, str(survivor.pid)),
+                    within=30,
+                    what="the survivor holding all six accounts",
+                )
+                took = time.monotonic() - killed
+                print(f"takeover finished {took:.2f}s after the kill (lease ttl {TTL_SECONDS}s)")
+                await wait_for(
+                    lambda: converged({"one": 1}),
+                    within=45,
+                    what="the new contact everywhere",
+                    state=counts,
+                )
+
+                # Nobody got anything twice.
+                assert converged({"one": 1})
+                for handle in (one, two):
+                    names = moneybird_names(handle)
+                    doubled = {n: c for n, c in names.items() if n and c > 1}
+                    assert doubled == {}
+                taken = survivor.events("lease_acquired")
+                assert {e["account"] for e in taken} >= {"one-moneybird"}
+
+                survivor.signal(signal.SIGTERM)
+                assert await survivor.wait(within=20) == 0
+                assert await holders() == Counter()  # a clean stop releases its leases
+    finally:
+        await db.dispose()
+
+
+Holders = Callable[[], Awaitable[Counter[str]]]
+
+
+async def _split(holders: Holders, pids: set[str]) -> bool:
+    counts = await holders()
+    return set(counts) == pids and sorted(counts.values()) == [3, 3]
+
+
+async def _all_held_by(holders: Holders, pid: str) -> bool:
+    counts = await holders()
+    return dict(counts) == {pid: 6}
