@@ -677,6 +677,7 @@ class Engine:
         if link is None:
             canonical_id = await self._link_or_match(s, ctx, resource, record, incoming, stats)
             if canonical_id is None:
+                stats.changed -= 1  # waiting for a person: nothing changed, the pass is quiet
                 return
             if canonical_id < 0:  # a new entity: nothing to merge against
                 entity = await repos.new_entity(s, resource, ctx.workspace_id, incoming)

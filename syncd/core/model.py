@@ -497,6 +497,8 @@ def normalise_phone(value: str | None, country: str | None) -> str | None:
     text = clean_text(value)
     if text is None:
         return None
+    # "(+372) 6123456": the international prefix written in brackets.
+    text = re.sub(r"^\(\s*(\+|00)\s*(\d{1,3})\s*\)", r"\1\2 ", text)
     international = text.startswith("+")
     if international or text.startswith("00"):
         # "+31 (0)20 ..." writes the national trunk prefix in brackets: not dialled.

@@ -882,3 +882,11 @@ def test_totals_are_exact_to_the_cent(lines_: list[InvoiceLine]) -> None:
     expected = tuple(Decimal(c).scaleb(-2) for c in (subtotal, tax, subtotal + tax))
     assert got == expected
     assert all(v.as_tuple().exponent == -2 for v in got)
+
+
+def test_phone_with_the_international_prefix_in_brackets() -> None:
+    from syncd.core.model import normalise_phone
+
+    assert normalise_phone("(+372) 6123456", "EE") == "+3726123456"
+    assert normalise_phone("(00372) 6123456", "EE") == "+3726123456"
+    assert normalise_phone("(020) 1234567", "NL") == "+31201234567"
