@@ -21,6 +21,7 @@ from syncd.sandbox.base import VENDORS, VendorName
 from syncd.store import tables as t
 from tests.integration.helpers import (
     SyncWorld,
+    assert_agree,
     assert_union,
     attribute,
     find_held,
@@ -202,6 +203,39 @@ async def test_simplicate_keeps_companies_as_organizations_and_people_as_persons
         kaarel = moneybird["kaarel@tamm.ee"]
         assert not kaarel["company_name"]
         assert (kaarel["firstname"], kaarel["lastname"]) == ("Kaarel", "Tamm")
+
+
+async def test_simplicate_person_and_organization_edits_reach_the_others(
+    sqlite_db_url: str,
+) -> None:
+    seeds = seeds_of(simplicate=[KAAREL, KADRIORU], moneybird=[SANNE, GROENHORST], perfex=[])
+    vendors: tuple[VendorName, ...] = ("simplicate", "moneybird", "perfex")
+    async with open_sync(vendors, sqlite_db_url, seeds=seeds) as world:
+        await world.engine.once()
+        simplicate = world.emulator("simplicate")
+
+        kaarel = find_held(simplicate, email="kaarel@tamm.ee")
+        simplicate.mutate("person", kaarel.id, {"first_name": "Karl", "phone": "+372 5999 0000"})
+        simplicate.archive("person", find_held(simplicate, email="sanne.visser@example.nl").id)
+        groenhorst = find_held(simplicate, email="info@groenhorst.nl")
+        simplicate.mutate("organization", groenhorst.id, {"name": "Groenhorst Groep B.V."})
+        await world.engine.once()
+
+        assert_union(world)
+        assert_agree(world)
+        for vendor in ("moneybird", "perfex"):
+            emulator = world.emulator(vendor)
+            assert find_held(emulator, email="kaarel@tamm.ee").name == "Karl Tamm"
+            assert find_held(emulator, email="sanne.visser@example.nl").archived
+            assert find_held(emulator, email="info@groenhorst.nl").name == "Groenhorst Groep B.V."
+        moneybird = find_held(world.emulator("moneybird"), email="kaarel@tamm.ee").raw
+        assert (moneybird["firstname"], moneybird["lastname"]) == ("Karl", "Tamm")
+        perfex = world.emulator("perfex")
+        karl = _primary(world, find_held(perfex, email="kaarel@tamm.ee").id)
+        assert (karl["firstname"], karl["lastname"]) == ("Karl", "Tamm")
+        # A shared mailbox is filed under the company's name: it follows the rename.
+        mailbox = _primary(world, find_held(perfex, email="info@groenhorst.nl").id)
+        assert mailbox["lastname"] == "Groenhorst Groep B.V."
 
 
 async def _four_vendors_in_step(world: SyncWorld) -> list[str]:
