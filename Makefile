@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo sandbox test lint type format clean
+.PHONY: demo-live install demo sandbox test lint type format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("syncd needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -18,7 +18,10 @@ install: $(VENV)/.installed
 # Until the daemon exists (issue #7) the main job validates the demo configuration and
 # prints the sandbox's base URLs; `make demo` then becomes sandbox + daemon.
 demo: $(VENV)/.installed
-	$(VENV)/bin/syncd --config config/demo.toml check-config
+	$(VENV)/bin/syncd --config config/demo.toml demo --once
+
+demo-live: $(VENV)/.installed
+	$(VENV)/bin/syncd --config config/demo.toml demo
 
 sandbox: $(VENV)/.installed
 	$(VENV)/bin/syncd sandbox --listen 127.0.0.1:8900 --control
