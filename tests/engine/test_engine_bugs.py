@@ -26,7 +26,9 @@ Maker = async_sessionmaker[AsyncSession]
 
 
 def _holding(v: FakeVendor, vat: str) -> list[Contact]:
-    return [c for c in v.live("contacts").values() if isinstance(c, Contact) and c.vat_number == vat]
+    return [
+        c for c in v.live("contacts").values() if isinstance(c, Contact) and c.vat_number == vat
+    ]
 
 
 class _LostCreate(FakeResource):
