@@ -186,10 +186,8 @@ class Daemon:
     def request_stop(self) -> None:
         """Begin draining (SIGTERM, SIGINT); a second request cancels running jobs at once."""
         if self._stopping:
-            log.warning("stop_forced", reason="second stop request: cancelling running jobs")
-            if self.scheduler is not None:
-                for task in self.scheduler._tasks():
-                    task.cancel()
+            cancelled = self.scheduler.cancel_running() if self.scheduler is not None else 0
+            log.warning("stop_forced", reason="second stop request", cancelled=cancelled)
             return
         self._stopping = True
         self._stop.set()
@@ -394,8 +392,9 @@ class Daemon:
     def _on_webhook(self, account: str) -> None:
         assert self.scheduler is not None
         if not self.scheduler.trigger(account, "pull"):
-            # Another instance holds it (or we are draining): its next poll picks it up.
-            log.info("webhook_not_held_here", account=account)
+            # Another instance holds the account, or we are reloading or draining: the
+            # holder's next poll picks the change up.
+            log.info("webhook_pull_not_scheduled_here", account=account)
 
     # ----------------------------------------------------------------- loops
 
@@ -412,7 +411,8 @@ class Daemon:
     async def _watchdog(self, interval: float) -> None:
         # Runs on the event loop: a blocked loop stops the pings and systemd restarts us.
         while True:
-            if self.scheduler is not None and (self.scheduler.running or self._reloading):
+            busy = self._reloading or self._stopping  # the scheduler is held back meanwhile
+            if self.scheduler is not None and (self.scheduler.running or busy):
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
 

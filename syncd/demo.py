@@ -170,12 +170,15 @@ async def demo_daemon(
     out: TextIO | None = None,
     live: bool | None = None,
     on_tty_start: Callable[[TextIO], None] | None = None,
+    on_daemon: Callable[[Daemon], None] | None = None,
+    install_signals: bool = True,
 ) -> int:
     """Sandbox + the daemon until Ctrl-C/SIGTERM, showing each account; the exit status.
 
     ``live``: a table redrawn in place (default: when ``out`` is a terminal); otherwise a
     line per account whenever its numbers change. ``on_tty_start(stream)`` is called once
     the table is up, with the stream log lines must go to so they print above it.
+    ``on_daemon`` receives the daemon before it starts (tests stop it with it).
     """
     stream = out if out is not None else sys.stderr
     url = settings.database.url
@@ -190,8 +193,11 @@ async def demo_daemon(
                 config_path=config_path,
                 instance_lock=lock,
                 progress=lambda account, what: activity.__setitem__(account, what),
+                install_signals=install_signals,
             )
             lock = None  # the daemon releases it
+            if on_daemon is not None:
+                on_daemon(daemon)
             header = (
                 f"syncd demo: sandbox {sandbox_url}, database {path}, "
                 f"admin http://{settings.daemon.admin_listen} (Ctrl-C stops)"
@@ -234,7 +240,8 @@ def _rows(daemon: Daemon, activity: Mapping[str, str]) -> list[tuple[str, ...]]:
                 name,
                 str(totals.pulled),
                 str(totals.matched),
-                str(totals.created + totals.new_entities),
+                str(totals.new_entities),
+                str(totals.created),
                 str(totals.updated),
                 str(totals.conflicts),
                 doing[:70],
@@ -243,7 +250,10 @@ def _rows(daemon: Daemon, activity: Mapping[str, str]) -> list[tuple[str, ...]]:
     return rows
 
 
-_COLUMNS = ("account", "pulled", "matched", "created", "updated", "conflicts", "now")
+# pulled: records read; matched: linked to a record another account has; new: records
+# only this account had; created/updated: written to this account.
+_COLUMNS = ("account", "pulled", "matched", "new", "created", "updated", "conflicts", "now")
+_NUMBERS = slice(1, 7)
 
 
 class _LiveView:
@@ -302,9 +312,9 @@ async def _plain_view(
     while True:
         await asyncio.sleep(2.0)
         for row in _rows(daemon, activity):
-            numbers = row[1:6]
+            numbers = row[_NUMBERS]
             if shown.get(row[0]) == numbers:
                 continue
             shown[row[0]] = numbers
-            pairs = ", ".join(f"{c} {v}" for c, v in zip(_COLUMNS[1:6], numbers, strict=True))
+            pairs = ", ".join(f"{c} {v}" for c, v in zip(_COLUMNS[_NUMBERS], numbers, strict=True))
             print(f"{row[0]}: {pairs}", file=stream, flush=True)

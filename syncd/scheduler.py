@@ -432,7 +432,7 @@ class Scheduler:
         self._schedule_all()
         self._watch = asyncio.create_task(self._watch_outbox(), name="syncd-outbox-watch")
 
-    def _schedule_all(self) -> None:
+    def _schedule_all(self, unchanged: frozenset[str] = frozenset()) -> None:
         assert self._aps is not None
         self._refs = account_refs(self.engine)
         old = self.accounts
@@ -446,8 +446,10 @@ class Scheduler:
             if name in old:  # a reload keeps what we learnt about the account
                 previous = old[name]
                 state.healthy, state.problem = previous.healthy, previous.problem
-                state.down_since, state.pulled_once = previous.down_since, previous.pulled_once
+                state.down_since = previous.down_since
                 state.totals, state.last_run = previous.totals, previous.last_run
+                # A changed account (another base_url, say) pulls before it pushes again.
+                state.pulled_once = previous.pulled_once and name in unchanged
             self.accounts[name] = state
             jitter = min(poll * JITTER_FRACTION, MAX_JITTER_SECONDS)
             spread = min(START_SPREAD_SECONDS, poll)
@@ -473,6 +475,13 @@ class Scheduler:
     def _tasks(self) -> list[asyncio.Task[Any]]:
         return [task for s in self.accounts.values() for task in s.running.values()]
 
+    def cancel_running(self) -> int:
+        """Cancel every running job now (a second SIGTERM); how many there were."""
+        tasks = self._tasks()
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
     async def _settle_running(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for running jobs, then cancel what is left."""
         tasks = self._tasks()
@@ -495,9 +504,13 @@ class Scheduler:
     def replace_engine(self, engine: Engine) -> None:
         """Run ``engine`` (a reloaded config) from now on; call between quiesce and resume."""
         assert self._aps is not None
+        before = {a.name: a for _, a in self.engine.settings.iter_accounts()}
+        unchanged = frozenset(
+            a.name for _, a in engine.settings.iter_accounts() if before.get(a.name) == a
+        )
         self.engine = engine
         self._aps.remove_all_jobs()
-        self._schedule_all()
+        self._schedule_all(unchanged)
 
     def resume(self) -> None:
         """Undo `quiesce`."""

@@ -8,12 +8,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from syncd.adapters.fake import FakeAdapter
 from syncd.app import ensure_accounts, scoped_sessionmaker, write_scope
-from syncd.scheduler import AccountRef, LeaseKeeper
+from syncd.runner import Engine
+from syncd.scheduler import AccountRef, LeaseKeeper, account_refs
 from syncd.store import tables as t
 from syncd.store.db import create_sessionmaker
 from syncd.store.leases import StaleLease
-from tests.engine.helpers import settings_for
+from tests.engine.helpers import org, settings_for, vendor
 
 TTL = dt.timedelta(seconds=10)
 NAMES = [f"acct-{i}" for i in range(6)]
@@ -186,3 +188,39 @@ def test_lease_ttl_comes_from_the_environment_or_defaults() -> None:
     assert lease_ttl(settings, {"SYNCD_LEASE_TTL": "4s"}) == dt.timedelta(seconds=4)
     with pytest.raises(DaemonError, match="SYNCD_LEASE_TTL"):
         lease_ttl(settings, {"SYNCD_LEASE_TTL": "soon"})
+
+
+async def test_the_engine_writes_nothing_for_an_account_whose_lease_was_lost(
+    migrated_db: AsyncEngine,
+) -> None:
+    # The guard sits in the sessions the daemon gives the engine: every engine
+    # transaction must pass through it (this fails if the engine ever opens one that
+    # does not, e.g. without ``session.begin()``).
+    crm, books = vendor("crm"), vendor("books")
+    crm.human_create("contacts", org("Acme"))
+    settings = settings_for(["crm", "books"])
+    adapters = {
+        "crm": FakeAdapter(crm, account="crm"),
+        "books": FakeAdapter(books, account="books"),
+    }
+    engine = Engine(settings, scoped_sessionmaker(migrated_db), adapters)
+    await engine.prepare()
+    sm = create_sessionmaker(migrated_db)
+    clock = Clock()
+    first, second = keeper(sm, clock, "one"), keeper(sm, clock, "two")
+    first.set_accounts(account_refs(engine))
+    second.set_accounts(account_refs(engine))
+    await first.tick()
+    stale = first.scope("crm")
+    clock.advance(TTL.total_seconds() + 1)
+    await second.tick()
+
+    with write_scope(stale), pytest.raises(StaleLease):
+        await engine.pull("crm")
+    async with sm() as s:
+        assert (await s.execute(select(func.count()).select_from(t.Contact))).scalar_one() == 0
+        assert (await s.execute(select(func.count()).select_from(t.SyncRun))).scalar_one() == 0
+
+    with write_scope(second.scope("crm")):
+        stats = await engine.pull("crm")
+    assert stats.errors == [] and stats.new_entities == 1

@@ -38,7 +38,7 @@ from tests.daemon.process import (
 TTL_SECONDS = 3
 FIRST: tuple[VendorName, ...] = ("simplicate", "moneybird", "perfex")
 SECOND: tuple[VendorName, ...] = ("moneybird", "perfex", "simplbooks")
-OPTIONS = SandboxOptions(seed=7, contacts=8, invoices=0, overlap=0.5, rate_limits=False)
+OPTIONS = SandboxOptions(seed=7, contacts=6, invoices=0, overlap=0.5, rate_limits=False)
 
 
 def workspace(handle: SandboxHandle, name: str, vendors: tuple[VendorName, ...]) -> str:
