@@ -23,7 +23,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / "syncd"
 
-WIRING = ("syncd.runner", "syncd.scheduler", "syncd.app", "syncd.admin", "syncd.cli")
+WIRING = (
+    "syncd.runner",
+    "syncd.scheduler",
+    "syncd.app",
+    "syncd.admin",
+    "syncd.cli",
+    "syncd.daemon",
+    "syncd.demo",
+)
 
 
 @dataclass(frozen=True)
