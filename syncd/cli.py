@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -191,9 +190,9 @@ def _configure_logging(settings: Settings) -> None:
         log_format=settings.daemon.log_format,
         log_level=settings.daemon.log_level,
         secrets=settings.secret_values(),
+        # alembic narrates every schema check at INFO; only its warnings matter here.
+        quiet=("alembic",),
     )
-    # alembic narrates every schema check at INFO; only its warnings matter here.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 async def _once(

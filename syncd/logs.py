@@ -212,12 +212,16 @@ def redact(value: Any) -> Any:
     return _REDACTOR.value(value)
 
 
+_QUIETED: set[str] = set()
+
+
 def configure_logging(
     *,
     log_format: str = "auto",
     log_level: str = "info",
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    quiet: Iterable[str] = (),
 ) -> None:
     """Set up structlog and the stdlib root logger; safe to call again (no duplicate handlers).
 
@@ -232,6 +236,14 @@ def configure_logging(
         raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     out = stream if stream is not None else sys.stderr
     _REDACTOR.add(secrets)
+    # Loggers that narrate routine work at INFO (alembic's schema checks) are held to
+    # WARNING for this configuration only: the next call starts from their defaults.
+    for name in _QUIETED:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _QUIETED.clear()
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)
+        _QUIETED.add(name)
 
     tty = _is_tty(out)
     renderer: Processor
