@@ -11,6 +11,7 @@ good record syncs to Moneybird, once.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -453,8 +454,6 @@ async def test_a_listing_that_never_ends_is_stopped(sqlite_db: str, json_logs: J
             # The vendor ignores offset and paging: the first full page, again and again,
             # and a total that promises ever more.
             if not first_page:
-                import json
-
                 data = json.loads(body, parse_float=Decimal)
                 data["metadata"] = {"count": 1_000_000}
                 first_page.append(dumps(data))
@@ -468,3 +467,35 @@ async def test_a_listing_that_never_ends_is_stopped(sqlite_db: str, json_logs: J
         assert json_logs.matching("job_failed", "pagination loop")
         links = await rig.rows(t.Link, t.Link.resource == "contacts")
         assert len({(link.account_id, link.external_id) for link in links}) == len(links)
+
+
+async def test_garbled_and_html_pages_from_both_vendors_are_retried(
+    sqlite_db: str, json_logs: JsonLogs
+) -> None:
+    # The sandbox's own fault injection: 30 % of reads at either vendor answer 200 with a
+    # truncated JSON body or an HTML page. Six tries per call make a lost page unlikely
+    # (0.3**6); the checkpoint makes one harmless: the next pass resumes.
+    options = SandboxOptions(
+        seed=6,
+        contacts=12,
+        invoices=8,
+        overlap=0.0,
+        rate_limits=False,
+        fault_rate=0.3,
+        fault_kinds=("garbled", "html"),
+    )
+    async with sync_rig(sqlite_db, options=options, proxied=()) as rig:
+        await rig.engine.once()
+        rig.handle.options.fault_rate = 0.0
+        await rig.engine.once()
+
+        faults = {v: rig.handle.counters(v).faults for v in ("simplicate", "moneybird")}
+        assert all(sum(f.values()) > 0 for f in faults.values()), faults
+        for vendor in ("simplicate", "moneybird"):
+            assert json_logs.matching(vendor, "retry"), f"no retry logged for {vendor}"
+        await assert_good_records_synced(rig, except_ids=set())
+        books_contacts = rig.emulator_state("moneybird")["contacts"]
+        crm_contacts = rig.emulator_state("simplicate")
+        crm_count = len(crm_contacts["organization"]) + len(crm_contacts["person"])
+        assert len(await rig.linked("crm", "contacts")) == crm_count, "a duplicate in Simplicate"
+        assert len(await rig.linked("books", "contacts")) == len(books_contacts)
