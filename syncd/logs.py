@@ -83,8 +83,16 @@ SECRET_KEYS: Final[frozenset[str]] = frozenset(
 )
 
 # stdlib loggers that are chatty at INFO (SQL statements, one line per job run): kept at
-# WARNING unless the daemon runs at DEBUG.
-_NOISY_LOGGERS: Final = ("sqlalchemy.engine", "aiosqlite", "apscheduler.executors")
+# WARNING unless the daemon runs at DEBUG, when they get the level given here. The level is
+# set explicitly, not left to inherit: importing sqlalchemy sets its own "sqlalchemy"
+# logger to WARNING, which would otherwise silence every SQL statement even at DEBUG.
+# sqlalchemy.engine at INFO logs statements and their parameters; its DEBUG adds every
+# result row, which no one reading a daemon's log wants.
+_NOISY_LOGGERS: Final[Mapping[str, int]] = {
+    "sqlalchemy.engine": logging.INFO,
+    "aiosqlite": logging.DEBUG,
+    "apscheduler.executors": logging.DEBUG,
+}
 _ROUTED_LOGGERS: Final = ("aiohttp", "sqlalchemy", "apscheduler", "alembic", "asyncio")
 
 _MAX_DEPTH: Final = 20
@@ -285,10 +293,8 @@ def configure_logging(
     root.setLevel(level)
     for name in _ROUTED_LOGGERS:
         logging.getLogger(name).propagate = True
-    for name in _NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(
-            logging.NOTSET if level <= logging.DEBUG else logging.WARNING
-        )
+    for name, debug_level in _NOISY_LOGGERS.items():
+        logging.getLogger(name).setLevel(debug_level if level <= logging.DEBUG else logging.WARNING)
 
     structlog.configure(
         processors=[
