@@ -36,13 +36,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from syncd.adapters.base import RESOURCES, Resource, VendorAdapter, VendorRecord
+from syncd.adapters.base import RESOURCES, Lane, Resource, VendorAdapter, VendorRecord
 from syncd.core import guards
 from syncd.core.matching import (
     Ambiguous,
@@ -541,15 +541,52 @@ class Engine:
             waiting = await repos.waiting_quarantine(s, ctx.id, resource, RETRY_QUARANTINE)
         if not waiting:
             return
-        adapter = ctx.adapter.resource(resource)
         for external_id in waiting:
-            record = await adapter.get(external_id, lane="pull")
+            record = await self._read_one(ctx, resource, external_id, "pull", stats)
+            if record is False:
+                continue
             async with self._tx(ctx) as s:
                 if record is None:
                     await repos.resolve_quarantine(s, ctx.id, resource, external_id, self.clock())
                     continue
                 stats.pulled += 1
                 await self._ingest(s, ctx, resource, record, stats)
+
+    async def _read_one(
+        self,
+        ctx: AccountContext,
+        resource: Resource,
+        external_id: str,
+        lane: Lane,
+        stats: PassStats,
+    ) -> VendorRecord | None | Literal[False]:
+        """One record read by id; ``False`` when it is unusable (then it is quarantined).
+
+        A vendor answer that cannot be mapped is the same fault as a bad row in a list:
+        the record waits in quarantine with the adapter's reason; the pass goes on.
+        """
+        try:
+            return await ctx.adapter.resource(resource).get(external_id, lane=lane)
+        except SkipRecord as exc:
+            async with self._tx(ctx) as s:
+                await repos.upsert_quarantine(
+                    s,
+                    account_id=ctx.id,
+                    resource=resource,
+                    external_id=external_id,
+                    reason=exc.reason,
+                    payload=None,
+                    now=self.clock(),
+                )
+            stats.skipped += 1
+            log.warning(
+                "record_quarantined",
+                account=ctx.name,
+                resource=resource,
+                external_id=external_id,
+                reason=exc.reason,
+            )
+            return False
 
     async def _inbound(
         self,
@@ -1712,8 +1749,8 @@ class Engine:
             await self._vanished(ctx, resource, external_id, stats)
         missing = sorted(set(listed) - set(links))
         for external_id in missing:
-            record = await adapter.get(external_id, lane="reconcile")
-            if record is None:
+            record = await self._read_one(ctx, resource, external_id, "reconcile", stats)
+            if not record:
                 continue
             async with self._tx(ctx) as s:
                 stats.pulled += 1
