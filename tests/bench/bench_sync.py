@@ -46,6 +46,7 @@ import multiprocessing
 import os
 import platform
 import pstats
+import re
 import resource
 import sys
 import tempfile
@@ -375,6 +376,7 @@ class Probe:
         self.jobs: dict[str, float] = {}
         self.job_statements: dict[str, int] = {}
         self.current: str | None = None
+        self.templates: dict[tuple[str, str], int] | None = None
         self._open: dict[int, float] = {}
         self.trace = aiohttp.TraceConfig()
         self.trace.on_request_start.append(self._start)
@@ -392,8 +394,12 @@ class Probe:
     def watch_sql(self, db: Any) -> None:
         from sqlalchemy import event
 
-        def count(*_: Any) -> None:
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             self.statements += 1
+            if self.templates is not None:
+                text = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", " ".join(statement.split()))
+                key = (self.current or "-", text[:200])
+                self.templates[key] = self.templates.get(key, 0) + 1
             if self.current is not None:
                 self.job_statements[self.current] = self.job_statements.get(self.current, 0) + 1
 
@@ -521,8 +527,17 @@ async def unlimited_part(args: argparse.Namespace) -> dict[str, Any]:
         async with database(args.db, args.postgres_admin) as url:
             settings = bench_settings(sandbox.info, url, None)
             async with engine_for(settings, limited=False) as engine:
+                probe = engine.bench_probe
+                if args.sql_top:
+                    probe.templates = {}
                 with profiled(args):
                     initial = await timed_round(engine, sandbox, "initial")
+                if probe.templates:
+                    top = sorted(probe.templates.items(), key=lambda kv: -kv[1])[: args.sql_top]
+                    print(f"most frequent SQL statements of the initial sync (N = {n}):")
+                    for (job, text), count in top:
+                        print(f"  {count:7d}  {job:12s} {text}")
+                    probe.templates = None
                 records = 2 * n
                 initial["records"] = records
                 initial["records_per_second"] = round(records / initial["seconds"], 1)
@@ -683,6 +698,12 @@ def main() -> int:
     parser.add_argument("--rate-scale", type=float, default=60.0)
     parser.add_argument("--no-rate", action="store_true", help="skip the rate-limited part")
     parser.add_argument("--profile", help="write a cProfile of the initial sync here")
+    parser.add_argument(
+        "--sql-top",
+        type=int,
+        default=0,
+        help="print the N most frequent SQL statements of the initial sync, per job",
+    )
     parser.add_argument(
         "--pyinstrument", help="write a pyinstrument (wall clock) profile of the initial sync here"
     )
