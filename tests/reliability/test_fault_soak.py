@@ -1,0 +1,124 @@
+"""Fault soak: a real `syncd run` over all four vendors while the sandbox faults 15 % of
+all requests, "write committed, response lost" included.
+
+One workspace with one contacts flow over Simplicate, Moneybird, Perfex and SimplBooks
+covers every vendor pair. Users edit phone numbers in every vendor while the initial
+sync runs (each change followed by a signed webhook, as the vendor would send one); the
+daemon runs until quiet (every vendor holds the union, the outbox is settled). Then more
+rounds, each with a new company and an edit in every vendor, until the sandbox has
+dropped the answers to enough committed writes. After every round: zero duplicates
+(each vendor holds each world contact exactly once and nothing else) and zero lost
+edits (every edit in every vendor).
+
+The faults: every kind but "slow" (each hit waits out a 30 s read timeout) during the
+initial sync; then a write-heavy mix (lost response, 500, reset), so that the rounds
+drop answers to committed creates and updates often enough whatever the random draws.
+``SYNCD_LONG_RELIABILITY=1`` soaks a bigger world for more rounds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from syncd.sandbox.base import FAULT_KINDS, SandboxOptions
+from tests.reliability.procs import Rig, long_run, rig, wait_until
+
+FAULT_RATE = 0.15
+ALL_KINDS = tuple(k for k in FAULT_KINDS if k != "slow")
+WRITE_KINDS = ("lost_response", "server_error", "reset")
+LONG = long_run()
+CONTACTS = 150 if LONG else 24
+MIN_LOST_RESPONSES = 12 if LONG else 2
+MAX_ROUNDS = 20 if LONG else 8
+
+
+def options() -> SandboxOptions:
+    """Fresh each time: the test changes the fault mix of the running sandbox."""
+    return SandboxOptions(
+        seed=81,
+        contacts=CONTACTS,
+        invoices=0,
+        overlap=0.5,
+        rate_limits=False,
+        fault_rate=FAULT_RATE,
+        fault_kinds=ALL_KINDS,
+    )
+
+
+def faults(r: Rig) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for vendor in r.vendors:
+        for kind, n in r.handle.counters(vendor).faults.items():
+            total[kind] = total.get(kind, 0) + n
+    return total
+
+
+async def quiet(r: Rig) -> bool:
+    """Every vendor holds the union once, every edit is everywhere, nothing left to write."""
+    return r.full() and not r.missing_edits() and not r.union_problems() and await r.settled()
+
+
+async def test_syncd_run_under_faults_loses_nothing_and_duplicates_nothing(
+    sqlite_db: str, tmp_path: Path
+) -> None:
+    async with rig(options(), tmp_path, sqlite_db) as r:
+        started = time.monotonic()
+        daemon = await r.start()
+
+        def state() -> dict[str, object]:
+            return {"counts": r.counts(), "missing edits": r.missing_edits(), "faults": faults(r)}
+
+        # Edits while the initial sync runs under faults: one per vendor.
+        await wait_until(
+            lambda: sum(r.handle.counters(v).writes for v in r.vendors) > 0,
+            within=60,
+            what="the first write",
+        )
+        r.edit_round(0)
+        for vendor in r.vendors:
+            await r.notify(vendor)
+        await wait_until(
+            lambda: daemon.running() and quiet(r),
+            within=120,
+            what="convergence under faults",
+            state=state,
+        )
+        print(
+            f"\nconverged {time.monotonic() - started:.1f}s after start: union {r.union()} "
+            f"in each of {len(r.vendors)} vendors, faults {faults(r)}"
+        )
+
+        # Rounds of new companies and edits in every vendor, under write-heavy faults.
+        r.handle.options.fault_kinds = WRITE_KINDS
+        rounds = 0
+        while faults(r).get("lost_response", 0) < MIN_LOST_RESPONSES and rounds < MAX_ROUNDS:
+            rounds += 1
+            for i, vendor in enumerate(r.vendors):
+                r.create_contact(vendor, rounds * 10 + i)
+            r.edit_round(rounds)
+            for vendor in r.vendors:
+                await r.notify(vendor)
+            took = await wait_until(
+                lambda: daemon.running() and quiet(r),
+                within=120,
+                what=f"round {rounds} everywhere",
+                state=state,
+            )
+            print(f"round {rounds}: new companies and edits everywhere after {took:.1f}s")
+
+        seen = faults(r)
+        found = len(r.events("uncertain_create_found"))
+        print(
+            f"soak: {len(r.edits)} edits, union {r.union()}, {rounds} rounds, "
+            f"{time.monotonic() - started:.1f}s in all; faults injected {seen}; "
+            f"unanswered creates found at the vendor: {found}"
+        )
+        assert daemon.running()
+        assert sum(seen.values()) >= 10, seen
+        assert seen.get("lost_response", 0) >= MIN_LOST_RESPONSES, seen
+        # Zero duplicates, zero lost edits, nothing dead-lettered.
+        assert r.union_problems() == []
+        assert r.missing_edits() == []
+        outbox = await r.outbox()
+        assert outbox is not None and outbox.get("dead", 0) == 0, outbox
