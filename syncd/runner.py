@@ -559,7 +559,7 @@ class Engine:
         external_id: str,
         lane: Lane,
         stats: PassStats,
-    ) -> VendorRecord | None | Literal[False]:
+    ) -> VendorRecord | Literal[False] | None:
         """One record read by id; ``False`` when it is unusable (then it is quarantined).
 
         A vendor answer that cannot be mapped is the same fault as a bad row in a list:
@@ -1674,6 +1674,11 @@ class Engine:
                     log.info(
                         "uncertain_create_found", outbox_id=row_id, external_id=found.external_id
                     )
+                    entity = await repos.load_entity(s, res, row.canonical_id)
+                    if entity is not None and entity.deleted_at is not None:
+                        # Deleted while the create's outcome was unknown: the deletion
+                        # could plan no removal here then (no link); plan it now.
+                        await self._plan(s, ctx.workspace_id, res, row.canonical_id, None, held=())
                 else:
                     row.state = "failed" if row.attempts < MAX_ATTEMPTS else "dead"
                     row.next_attempt_at = self.clock()

@@ -349,6 +349,14 @@ def decide_revival(
     ``base``, a modify beats the delete: ``revive``. Otherwise ``stay_deleted``.
     """
     noun = NOUNS[flow.resource]
+    if incoming.get("archived") is True:
+        # Archived there agrees with the deletion, whoever archived it (our own removal,
+        # whose answer may have been lost, comes back exactly like this).
+        return DeletionDecision(
+            "stay_deleted",
+            f"{account} holds the deleted {noun} archived, which agrees with the deletion; "
+            "it stays deleted",
+        )
     agreed = base or {}
     changed = frozenset(
         name

@@ -663,3 +663,19 @@ def test_property_disjoint_edits_converge_without_ping_pong(
         assert {f: vendors[account][f] for f in fields} == {f: canonical[f] for f in fields}
     again, writes = sync_pass(vendors, bases, canonical)
     assert (again, writes) == (canonical, 0)
+
+
+def test_an_archived_record_of_a_deleted_contact_is_no_revival() -> None:
+    # Archiving is how an archiving vendor removes; a record that comes back archived,
+    # even with other fields changed, agrees with the deletion.
+    decision = decide_revival(
+        flow=CONTACTS,
+        account=CRM,
+        base={**CANON, "archived": False},
+        incoming={**CANON, "archived": True, "phone": "+31209999999"},
+    )
+    assert decision.outcome == "stay_deleted"
+    assert decision.reason == (
+        "acme-crm holds the deleted contact archived, which agrees with the deletion; "
+        "it stays deleted"
+    )

@@ -318,13 +318,6 @@ class _LandedUnknown(FakeResource):
         return await super().find(client_token=client_token, natural_key=natural_key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an uncertain create settled after its entity was deleted: _settle finds the "
-    "record, links it and marks the row done without looking at deleted_at, and the "
-    "deletion planned no removal there (no link then), so the deleted contact stays in "
-    "that vendor for good",
-)
 async def test_a_create_settled_after_the_deletion_is_removed(db_sessionmaker: Maker) -> None:
     crm, books = vendor("crm"), vendor("books")
     books.human_create("contacts", org("Acme"))
@@ -360,13 +353,6 @@ class _RemovalAnswerLost(FakeResource):
             raise Uncertain(f"{self.vendor.name}: the answer to the removal was lost")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an archive whose answer was lost goes back to pending (_settle) with the link's "
-    "base unchanged, so the next pull takes our own archived=True for a person's change "
-    "of the deleted contact: decide_revival restores it (a modify beats a delete) and it "
-    "is created again where it was deleted",
-)
 async def test_our_own_lost_archive_does_not_revive_the_contact(db_sessionmaker: Maker) -> None:
     crm = vendor("crm")
     books = vendor("books", detection="snapshot", removal="archive")
