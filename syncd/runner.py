@@ -1777,7 +1777,12 @@ class Engine:
             if entity is not None and entity.deleted_at is None:
                 canonical = await repos.entity_fields(s, resource, entity)
             target = self._target(ctx, resource, base=dict(link.base))
-            decision = decide_deletion(flow=flow.policy, target=target, canonical=canonical)
+            gone: set[str] = set()
+            if canonical is not None:
+                gone = await self._fields_from_gone_sources(s, resource, link)
+            decision = decide_deletion(
+                flow=flow.policy, target=target, canonical=canonical, gone=gone
+            )
             log.info(
                 "record_vanished",
                 account=ctx.name,
@@ -1822,6 +1827,30 @@ class Engine:
                 await self._plan(s, workspace_id, resource, canonical_id, None, held=())
             elif decision.outcome == "recreate" and canonical is not None:
                 await self._plan(s, workspace_id, resource, canonical_id, canonical, held=())
+
+    async def _fields_from_gone_sources(
+        self, s: AsyncSession, resource: str, vanished: t.Link
+    ) -> set[str]:
+        """Fields whose value came from an account that no longer holds the record.
+
+        Such an account deleted it too (its link was dropped when it vanished there), so
+        its unsent change is no modify that could beat the deletion now weighed.
+        """
+        live = {
+            link.account_id
+            for link in await repos.links_of_entity(s, resource, vanished.canonical_id)
+            if link.detached_at is None and link.id != vanished.id
+        }
+        known = {ctx.id for ctx in self.accounts.values()}
+        by_field = await repos.last_change_accounts(s, resource, vanished.canonical_id)
+        return {
+            name
+            for name, account_id in by_field.items()
+            if account_id is not None
+            and account_id in known
+            and account_id != vanished.account_id
+            and account_id not in live
+        }
 
     # ------------------------------------------------------------------ operators
 

@@ -295,7 +295,11 @@ class DeletionDecision:
 
 
 def decide_deletion(
-    *, flow: FlowPolicy, target: Target, canonical: Mapping[str, Any] | None
+    *,
+    flow: FlowPolicy,
+    target: Target,
+    canonical: Mapping[str, Any] | None,
+    gone: Collection[str] = (),
 ) -> DeletionDecision:
     """Decide about a record that vanished from ``target.account`` (a deletion there).
 
@@ -306,6 +310,10 @@ def decide_deletion(
     record is kept and created again there, unless the flow ignores deletions (then the
     account is detached). Only call this for records that are gone from the vendor; an
     archived record that the vendor still lists is a field change, not a deletion.
+
+    ``gone`` names fields whose current value came from an account that no longer holds
+    the record either (it deleted it too): such a change has no live source left, so it
+    does not beat this deletion.
     """
     noun = NOUNS[flow.resource]
     account = target.account
@@ -319,7 +327,7 @@ def decide_deletion(
             f"{account} deleted the {noun}; delete = ignore keeps it and stops syncing it "
             f"to {account}",
         )
-    changed = pending_fields(canonical, target)
+    changed = pending_fields(canonical, target, exclude=gone)
     if changed:
         return DeletionDecision(
             "recreate",

@@ -345,6 +345,17 @@ def test_a_modify_beats_a_delete() -> None:
     assert action.op == "create"
 
 
+def test_a_change_whose_source_deleted_the_record_too_does_not_beat_the_delete() -> None:
+    stale = {**CANON, "email": "old@acme.nl", "phone": "+31200000000"}
+    target = Target(BOOKS, stale, WRITABLE)
+    # The new e-mail came from an account that deleted the record as well: no modify is
+    # left standing for it; the phone's source still holds the record.
+    kept = decide_deletion(flow=CONTACTS, target=target, canonical=CANON, gone={"email"})
+    assert (kept.outcome, kept.changed) == ("recreate", frozenset({"phone"}))
+    gone = decide_deletion(flow=CONTACTS, target=target, canonical=CANON, gone={"email", "phone"})
+    assert gone.outcome == "delete"
+
+
 def test_a_change_the_deleting_account_cannot_hold_does_not_beat_its_delete() -> None:
     base = {**CANON, "website": "https://old.acme.nl"}
     decision = decide_deletion(flow=CONTACTS, target=Target(BOOKS, base, WRITABLE), canonical=CANON)

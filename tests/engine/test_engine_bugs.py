@@ -262,13 +262,6 @@ async def test_rejecting_two_reviews_of_one_company_makes_one_entity(
         assert len(_holding(v, "NL123456789B01")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every account deleted the record, yet it comes back everywhere: each deletion "
-    "is weighed alone (decide_deletion: canonical vs that account's base), so each sees "
-    "the other account's not yet pushed change as a modify that beats it, although the "
-    "record that change came from is deleted too",
-)
 async def test_a_record_deleted_everywhere_stays_deleted(db_sessionmaker: Maker) -> None:
     crm, books = vendor("crm"), vendor("books")
     crm.human_create("contacts", org("Acme"))
