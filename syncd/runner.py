@@ -775,9 +775,16 @@ class Engine:
                 return None  # still waiting for a person
             if review.state == "accepted" and review.chosen_canonical_id is not None:
                 return review.chosen_canonical_id
-            if review.state == "rejected":
-                return -1
-        decision = await self._match(s, ctx, resource, incoming)
+        rejected: frozenset[int] = frozenset()
+        if review is not None and review.state == "rejected":
+            # Not the candidates a person turned down; but maybe a record that came in
+            # since (the same new company, its review rejected in another account too).
+            rejected = frozenset(
+                int(c["canonical_id"]) for c in review.candidates if "canonical_id" in c
+            )
+        decision = await self._match(s, ctx, resource, incoming, exclude=rejected)
+        if rejected and not isinstance(decision, Link):
+            return -1
         if isinstance(decision, Link):
             await self._audit(
                 s,
@@ -817,13 +824,20 @@ class Engine:
         return -1
 
     async def _match(
-        self, s: AsyncSession, ctx: AccountContext, resource: Resource, incoming: Mapping[str, Any]
+        self,
+        s: AsyncSession,
+        ctx: AccountContext,
+        resource: Resource,
+        incoming: Mapping[str, Any],
+        *,
+        exclude: frozenset[int] = frozenset(),
     ) -> MatchDecision:
         if resource == "contacts":
             contact = repos.value_from_fields("contacts", incoming)
             assert isinstance(contact, Contact)
             keys = contact_keys(contact)
             rows = await repos.contact_candidates(s, ctx.workspace_id, contact, keys.vat_number)
+            rows = [r for r in rows if r.id not in exclude]
             accounts = await repos.linked_accounts(s, "contacts", (r.id for r in rows))
             candidates = [
                 Candidate(
@@ -836,6 +850,7 @@ class Engine:
             invoice = repos.value_from_fields("invoices", incoming)
             assert isinstance(invoice, Invoice)
             inv_rows = await repos.invoice_candidates(s, ctx.workspace_id, invoice)
+            inv_rows = [r for r in inv_rows if r.id not in exclude]
             accounts = await repos.linked_accounts(s, "invoices", (r.id for r in inv_rows))
             inv_candidates = [
                 InvoiceCandidate(
@@ -1928,6 +1943,7 @@ class Engine:
         if not self._prepared:
             await self.prepare()
         candidates: list[int] = []
+        chosen: int | None = None
         resource: Resource = "contacts"
         async with self._tx() as s:
             row = await s.get(t.MatchReview, review_id)
@@ -1970,11 +1986,13 @@ class Engine:
             cursor = await repos.cursor_row(s, row.account_id, row.resource)
             cursor.checkpoint = None
             cursor.value = None
-        if not accept:
-            # Creates held back while the review was open may go ahead now.
-            for candidate in candidates:
-                with contextlib.suppress(LookupError):
-                    await self.replan(resource, candidate)
+        # Creates held back while the review was open may go ahead now, for every
+        # candidate but the chosen one: that one is linked on the account's next pull.
+        for candidate in candidates:
+            if accept and candidate == chosen:
+                continue
+            with contextlib.suppress(LookupError):
+                await self.replan(resource, candidate)
 
     # ------------------------------------------------------------------ once
 

@@ -190,13 +190,6 @@ async def test_no_write_when_the_target_won_the_conflict(db_sessionmaker: Maker)
     assert books.writes == writes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="while a match review is open in an account, creates into that account of every "
-    "candidate are cancelled (state done, 'match review N may link an existing record'); "
-    "deciding the review links the record to one candidate, but nothing plans the other "
-    "candidates again, so they never reach that account",
-)
 async def test_a_decided_review_lets_the_other_candidates_be_created(
     db_sessionmaker: Maker,
 ) -> None:
@@ -224,13 +217,6 @@ async def test_a_decided_review_lets_the_other_candidates_be_created(
     assert len(_holding(crm, "NL987654321B01")) == 1  # Bakker was a candidate, not a match
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rejected match review always makes its record a new entity (_link_or_match "
-    "returns -1); when the same new company waits in reviews in two accounts, rejecting "
-    "both (neither is the candidate) makes two entities of it, a duplicate everywhere. "
-    "Matching again without the rejected candidates would link the second to the first",
-)
 async def test_rejecting_two_reviews_of_one_company_makes_one_entity(
     db_sessionmaker: Maker,
 ) -> None:
