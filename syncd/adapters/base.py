@@ -36,15 +36,30 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
-from syncd.core.model import Contact, Invoice, Payment
+from syncd.core.model import Contact, Invoice, Payment, UnstorableValue, storable
+from syncd.errors import SkipRecord
 
 Resource: TypeAlias = Literal["contacts", "invoices", "payments"]
 RESOURCES: tuple[Resource, ...] = ("contacts", "invoices", "payments")
 Lane: TypeAlias = Literal["push", "pull", "reconcile"]
 Canonical: TypeAlias = Contact | Invoice | Payment
 Checkpoint: TypeAlias = Mapping[str, Any]  # JSON-able; opaque to the engine
+_C = TypeVar("_C", Contact, Invoice, Payment)
+
+
+def storable_value(value: _C, external_id: str | None = None) -> _C:
+    """``value`` normalised, or a ``SkipRecord`` naming each field the store cannot hold.
+
+    Every mapping returns its canonical values through here, so that one record with an
+    8 KB e-mail address or an amount beyond the store's numeric columns is quarantined
+    with that reason while the rest of its page syncs (see ``syncd.core.model.storable``).
+    """
+    try:
+        return storable(value)
+    except UnstorableValue as exc:
+        raise SkipRecord(f"cannot be stored: {exc}", external_id=external_id) from None
 
 
 @dataclass(frozen=True, slots=True)

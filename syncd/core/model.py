@@ -55,6 +55,15 @@ Line total
 Numbers are always ``decimal.Decimal``: the constructors raise ``TypeError`` for a
 float (or any other type) in a numeric field and ``ValueError`` for NaN or infinity.
 
+Storage limits (``storable``, ``storage_problems``): a value a vendor can hold is not
+always one the store can. The identity keys and the invoice number are indexed, and a
+PostgreSQL btree entry holds at most 2704 bytes, so they are capped at what such a value
+can be (``TEXT_LIMITS``: an e-mail address has at most 254 characters by RFC 5321, an IBAN
+34 by ISO 13616...); other text is not capped. Amounts, quantities and VAT rates must fit
+the store's exact numeric columns on every backend (``NUMBER_LIMITS``). ``storable``
+normalises a value and raises ``UnstorableValue`` (a ``ValueError``) naming every field
+beyond its limit, so an adapter can quarantine that one record instead of failing a page.
+
 Totals (``compute_totals``): lines are grouped by VAT rate; each group's VAT is its
 rate applied to the group's net subtotal, rounded to cents ROUND_HALF_UP once per group
 (not per line), which is how the EU VAT rules let an invoice round and how Moneybird and
@@ -616,6 +625,114 @@ def normalise(value: Model) -> Model:
     if isinstance(value, Payment):
         return normalise_payment(value)
     raise TypeError(f"cannot normalise a {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------- storage limits
+
+# Text fields the store indexes, with the most characters syncd keeps in each. Every cap
+# is far inside a PostgreSQL btree entry (2704 bytes: 676 characters at 4 bytes each).
+TEXT_LIMITS: Final[Mapping[tuple[type, str], int]] = {
+    (Contact, "email"): 254,  # RFC 5321: a forward path holds at most 254 characters
+    (Contact, "iban"): 34,  # ISO 13616
+    (Contact, "vat_number"): 32,  # the longest VAT numbers in use have 15 or so
+    (Contact, "coc_number"): 32,  # registry codes: KvK 8, Estonian registry 8...
+    (Contact, "postal_code"): 32,  # the longest postal codes in use have 10
+    (Invoice, "number"): 255,
+}
+
+# Numbers must stay below these magnitudes. The store keeps amounts in NUMERIC(18, 2),
+# quantities in NUMERIC(18, 4) and VAT rates in NUMERIC(5, 2), and on SQLite only 15
+# significant digits are exact: 13 integer digits with cents, 11 with 4 decimals.
+MONEY_LIMIT: Final = Decimal("1E13")
+QUANTITY_LIMIT: Final = Decimal("1E11")
+VAT_RATE_LIMIT: Final = Decimal("1E3")
+NUMBER_LIMITS: Final[Mapping[str, Decimal]] = {
+    "subtotal": MONEY_LIMIT,
+    "tax_total": MONEY_LIMIT,
+    "total": MONEY_LIMIT,
+    "amount_paid": MONEY_LIMIT,
+    "amount": MONEY_LIMIT,
+    "unit_price": MONEY_LIMIT,
+    "line_total": MONEY_LIMIT,
+    "quantity": QUANTITY_LIMIT,
+    "vat_rate": VAT_RATE_LIMIT,
+}
+
+
+class UnstorableValue(ValueError):
+    """A value holds fields no store syncd supports can keep; ``fields`` names them."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        listed = tuple(problems)
+        self.fields: tuple[str, ...] = tuple(name for name, _ in listed)
+        self.problems: tuple[str, ...] = tuple(problem for _, problem in listed)
+        super().__init__("; ".join(self.problems))
+
+
+def _shown_number(value: Decimal) -> str:
+    text = str(value)
+    return text if len(text) <= 30 else f"{value:.6E}"
+
+
+def _number_problems(value: Model) -> list[tuple[str, str]]:
+    items: list[tuple[str, str, object]] = [
+        (f.name, f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
+    ]
+    if isinstance(value, Invoice):
+        for n, line in enumerate(value.lines, start=1):
+            items += [
+                (f.name, f"line {n} {f.name}", getattr(line, f.name))
+                for f in dataclasses.fields(line)
+            ]
+    problems: list[tuple[str, str]] = []
+    for name, where, number in items:
+        limit = NUMBER_LIMITS.get(name)
+        if limit is None or not isinstance(number, Decimal) or not number.is_finite():
+            continue
+        if abs(number) >= limit:
+            step = {"quantity": _QTY_STEP, "vat_rate": _RATE_STEP}.get(name, _CENT)
+            largest = _CTX.subtract(limit, step)
+            problems.append(
+                (
+                    where,
+                    f"{where} {_shown_number(number)} is out of range: syncd stores "
+                    f"-{largest} to {largest}",
+                )
+            )
+    return problems
+
+
+def _text_problems(value: Model) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for (kind, name), limit in TEXT_LIMITS.items():
+        if not isinstance(value, kind):
+            continue
+        text = getattr(value, name)
+        if isinstance(text, str) and len(text) > limit:
+            problems.append(
+                (name, f"{name} is {len(text)} characters long; syncd stores at most {limit}")
+            )
+    return problems
+
+
+def storage_problems(value: Model) -> list[str]:
+    """Why ``value`` (normalised) cannot be stored, one reason per field; empty if it can."""
+    return [problem for _, problem in _text_problems(value) + _number_problems(value)]
+
+
+def storable(value: _M) -> _M:
+    """``normalise(value)``, or ``UnstorableValue`` naming every field the store cannot hold.
+
+    Numbers are checked before normalising too: rounding one of any size is not safe.
+    """
+    early = _number_problems(value)
+    if early:
+        raise UnstorableValue(early)
+    normal = normalise(value)
+    problems = _text_problems(normal) + _number_problems(normal)
+    if problems:
+        raise UnstorableValue(problems)
+    return normal
 
 
 # --------------------------------------------------------------------------- totals

@@ -890,3 +890,155 @@ def test_phone_with_the_international_prefix_in_brackets() -> None:
     assert normalise_phone("(+372) 6123456", "EE") == "+3726123456"
     assert normalise_phone("(00372) 6123456", "EE") == "+3726123456"
     assert normalise_phone("(020) 1234567", "NL") == "+31201234567"
+
+
+# ----------------------------------------------------------------------------- storage limits
+
+
+def _org(**fields: Any) -> Contact:
+    return Contact(**{"kind": "organization", "name": "Acme", **fields})
+
+
+def _invoice_with(line: InvoiceLine, **fields: Any) -> Invoice:
+    return Invoice(
+        number="1", contact="c1", issue_date=None, due_date=None, lines=(line,), **fields
+    )
+
+
+def _line(**fields: Any) -> InvoiceLine:
+    values: dict[str, Any] = {
+        "description": "work",
+        "quantity": D("1"),
+        "unit_price": D("10"),
+        "vat_rate": D("21"),
+    }
+    values.update(fields)
+    return InvoiceLine(**values)
+
+
+def test_storable_returns_the_normalised_value() -> None:
+    from syncd.core.model import storable
+
+    contact = _org(email=" Info@Acme.NL ", iban="nl91 abna 0417 1643 00")
+    assert storable(contact) == normalise(contact)
+    payment = Payment(invoice="i1", date=dt.date(2026, 1, 2), amount=D("9999999999999.99"))
+    assert storable(payment) == normalise(payment)
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("email", 254), ("iban", 34), ("vat_number", 32), ("coc_number", 32), ("postal_code", 32)],
+)
+def test_an_indexed_contact_field_is_capped(field: str, limit: int) -> None:
+    from syncd.core.model import UnstorableValue, storable
+
+    fits = "A" * (limit - 3) + "@x1"  # normalisation keeps this length for every field
+    assert len(getattr(storable(_org(**{field: fits})), field)) == limit
+    with pytest.raises(UnstorableValue) as refused:
+        storable(_org(**{field: fits + "Z"}))
+    assert refused.value.fields == (field,)
+    assert str(refused.value) == (
+        f"{field} is {limit + 1} characters long; syncd stores at most {limit}"
+    )
+
+
+def test_the_cap_applies_to_the_normalised_text() -> None:
+    from syncd.core.model import storable
+
+    padded = "  " + "a" * 240 + "@example.nl" + " " * 50  # 303 characters, 251 once trimmed
+    assert storable(_org(email=padded)).email == "a" * 240 + "@example.nl"
+
+
+def test_names_and_addresses_are_not_capped() -> None:
+    from syncd.core.model import storable
+
+    huge = "X" * 100_000
+    assert storable(_org(name=huge, address_line1=huge)).name == huge
+
+
+def test_every_unstorable_field_is_named_at_once() -> None:
+    from syncd.core.model import UnstorableValue, storable
+
+    with pytest.raises(UnstorableValue) as refused:
+        storable(_org(email="e" * 300, iban="NL" * 20))
+    assert refused.value.fields == ("email", "iban")
+
+
+def test_an_invoice_number_is_capped() -> None:
+    from syncd.core.model import UnstorableValue, storable
+
+    with pytest.raises(UnstorableValue, match="number is 256 characters long"):
+        storable(dataclasses.replace(_invoice_with(_line()), number="7" * 256))
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "message"),
+    [
+        (
+            Payment(invoice="i1", date=dt.date(2026, 1, 2), amount=D("1E+20")),
+            "amount",
+            "amount 1E+20 is out of range: syncd stores -9999999999999.99 to 9999999999999.99",
+        ),
+        (
+            Payment(invoice="i1", date=dt.date(2026, 1, 2), amount=D("-1E+13")),
+            "amount",
+            "amount -1E+13 is out of range",
+        ),
+        (
+            # Rounds up to 10 000 000 000 000.00: refused after normalising too.
+            Payment(invoice="i1", date=dt.date(2026, 1, 2), amount=D("9999999999999.995")),
+            "amount",
+            "amount 10000000000000.00 is out of range",
+        ),
+        (_invoice_with(_line(), total=D("1E+13")), "total", "total 1E+13 is out of range"),
+        (_invoice_with(_line(), amount_paid=D("1E+999999")), "amount_paid", "1E+999999"),
+        (
+            _invoice_with(_line(quantity=D("1E+11"))),
+            "line 1 quantity",
+            "line 1 quantity 1E+11 is out of range: syncd stores -99999999999.9999 to "
+            "99999999999.9999",
+        ),
+        (
+            _invoice_with(_line(unit_price=D("-1E+14"))),
+            "line 1 unit_price",
+            "line 1 unit_price -1E+14 is out of range",
+        ),
+        (
+            _invoice_with(_line(vat_rate=D("1000"))),
+            "line 1 vat_rate",
+            "line 1 vat_rate 1000 is out of range: syncd stores -999.99 to 999.99",
+        ),
+        (
+            # Each factor fits; the line total they make does not.
+            _invoice_with(_line(quantity=D("99999999999"), unit_price=D("1000"))),
+            "line 1 line_total",
+            "line 1 line_total 99999999999000.00 is out of range",
+        ),
+    ],
+)
+def test_a_number_beyond_the_store_is_refused(value: Any, where: str, message: str) -> None:
+    from syncd.core.model import UnstorableValue, storable
+
+    with pytest.raises(UnstorableValue) as refused:
+        storable(value)
+    assert refused.value.fields == (where,)
+    assert message in str(refused.value)
+    assert isinstance(refused.value, ValueError)
+
+
+def test_a_number_with_too_many_digits_to_show_is_shortened() -> None:
+    from syncd.core.model import UnstorableValue, storable
+
+    long_number = D("1" * 40)
+    with pytest.raises(UnstorableValue) as refused:
+        storable(Payment(invoice="i1", date=dt.date(2026, 1, 2), amount=long_number))
+    assert "amount 1.111111E+39 is out of range" in str(refused.value)
+
+
+def test_storage_problems_of_a_storable_value_is_empty() -> None:
+    from syncd.core.model import storage_problems
+
+    assert storage_problems(normalise(_invoice_with(_line()))) == []
+    assert storage_problems(_org(email="x" * 255)) == [
+        "email is 255 characters long; syncd stores at most 254"
+    ]

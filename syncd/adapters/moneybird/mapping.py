@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from syncd.adapters.base import storable_value
 from syncd.core.model import (
     Contact,
     ContactKind,
@@ -64,7 +65,6 @@ from syncd.core.model import (
     InvoiceStatus,
     Payment,
     money,
-    normalise,
     normalise_country,
     quantity,
     vat_rate,
@@ -386,7 +386,7 @@ def contact_to_canonical(data: Any) -> Contact:
         )
     except (TypeError, ValueError) as exc:  # pragma: no cover - guarded above
         raise SkipRecord(f"moneybird contact is not mappable: {exc}", external_id=rid) from None
-    return normalise(contact)
+    return storable_value(contact, rid)
 
 
 def _country_code(value: str | None) -> str | None:
@@ -540,6 +540,16 @@ def invoice_to_canonical(data: Any, rates: Mapping[str, TaxRate]) -> Invoice:
     """
     obj = _object(data, "sales invoice")
     rid = external_id(obj, "sales invoice")
+    try:
+        return _sales_invoice(obj, rid, rates)
+    except ArithmeticError as exc:  # amounts so large that even computing with them fails
+        raise SkipRecord(
+            f"moneybird sales invoice amounts are out of any range ({type(exc).__name__})",
+            external_id=rid,
+        ) from None
+
+
+def _sales_invoice(obj: Mapping[str, Any], rid: str, rates: Mapping[str, TaxRate]) -> Invoice:
     what = "sales invoice"
     state = _text(obj, "state", what, rid)
     if state is None or state not in _KNOWN_STATES:
@@ -579,7 +589,7 @@ def invoice_to_canonical(data: Any, rates: Mapping[str, TaxRate]) -> Invoice:
         amount_paid=paid,
         reference=_text(obj, "reference", what, rid),
     )
-    return normalise(invoice)
+    return storable_value(invoice, rid)
 
 
 def _detail_ids(current: Sequence[Any]) -> list[str]:
@@ -690,7 +700,7 @@ def payment_to_canonical(data: Any) -> Payment:
         method=None,
         reference=_text(obj, "transaction_identifier", "payment", rid),
     )
-    return normalise(payment)
+    return storable_value(payment, rid)
 
 
 def payment_body(value: Payment) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from syncd.adapters.base import storable_value
 from syncd.core.model import (
     ZERO,
     Contact,
@@ -447,7 +448,7 @@ def contact_to_canonical(customer: object, primary: object | None, countries: Co
             vat_number=_text(row, "vat"),
             archived=not _flag(row, "active", default=True),
         )
-        return normalise(value)
+        return storable_value(value, external_id)
     except SkipRecord as exc:
         raise _skip(f"customer {external_id}: {exc.reason}", external_id) from None
 
@@ -692,7 +693,7 @@ def invoice_to_canonical(
             total=total,
             amount_paid=_amount_paid(data, total),
         )
-        return normalise(value)
+        return storable_value(value, external_id)
     except SkipRecord as exc:
         raise _skip(f"invoice {external_id}: {exc.reason}", external_id) from None
 
@@ -867,7 +868,7 @@ def payment_to_canonical(row: object, modes: PaymentModes) -> Payment:
             method=method,
             reference=_text(data, "transactionid"),
         )
-        return normalise(value)
+        return storable_value(value, external_id)
     except SkipRecord as exc:
         raise _skip(f"payment {external_id}: {exc.reason}", external_id) from None
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any, Final
 
+from syncd.adapters.base import storable_value
 from syncd.core.model import (
     Contact,
     Invoice,
@@ -230,7 +231,7 @@ def contact_to_canonical(payload: object) -> tuple[str, Contact]:
         }
     except SkipRecord as exc:
         raise SkipRecord(exc.reason, external_id=external_id) from None
-    return external_id, normalise(Contact(kind="organization", **values))
+    return external_id, storable_value(Contact(kind="organization", **values), external_id)
 
 
 def contact_from_canonical(contact: Contact, fields: Iterable[str] | None = None) -> dict[str, Any]:
@@ -399,7 +400,11 @@ def invoice_to_canonical(payload: object, *, today: dt.date) -> tuple[str, Invoi
         )
     except SkipRecord as exc:
         raise SkipRecord(exc.reason, external_id=external_id) from None
-    return external_id, normalise(invoice)
+    except ArithmeticError as exc:  # amounts so large that even computing with them fails
+        raise SkipRecord(
+            f"{what}: amounts are out of any range ({type(exc).__name__})", external_id=external_id
+        ) from None
+    return external_id, storable_value(invoice, external_id)
 
 
 def invoice_list_id(payload: object) -> str:
@@ -585,7 +590,7 @@ def payment_to_canonical(payload: object, invoice_id: int | str) -> tuple[str, P
         )
     except SkipRecord as exc:
         raise SkipRecord(exc.reason, external_id=external_id) from None
-    return external_id, normalise(payment)
+    return external_id, storable_value(payment, external_id)
 
 
 def payment_from_canonical(

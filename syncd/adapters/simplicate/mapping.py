@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
+from syncd.adapters.base import storable_value
 from syncd.core.model import (
     Contact,
     Invoice,
@@ -401,7 +402,7 @@ def _contact(raw: Mapping[str, Any]) -> Contact:
             website=_text(raw, "website_url", what),
             **common,
         )
-    return normalise_contact(contact)
+    return storable_value(contact, external_id)
 
 
 def _put_text(body: dict[str, Any], key: str, value: str | None, partial: bool) -> None:
@@ -671,7 +672,8 @@ def _invoice(raw: Mapping[str, Any]) -> Invoice:
     outstanding = total_incl if outstanding_raw is None else amount("total_outstanding")
     number = _text(raw, "invoice_number", "invoice")
     status = _status(raw, outstanding, total_incl)
-    return normalise_invoice(
+    # Amounts are rounded to cents by normalisation, after their range is checked.
+    return storable_value(
         Invoice(
             number=number,
             contact=contact,
@@ -680,10 +682,10 @@ def _invoice(raw: Mapping[str, Any]) -> Invoice:
             currency=_EUR,
             status=status,
             lines=lines,
-            subtotal=money(subtotal),
-            tax_total=money(tax_total),
-            total=money(total_incl),
-            amount_paid=money(total_incl - outstanding),
+            subtotal=subtotal,
+            tax_total=tax_total,
+            total=total_incl,
+            amount_paid=total_incl - outstanding,
             reference=_text(raw, "reference", "invoice"),
         )
     )
@@ -771,7 +773,7 @@ def _payment(raw: Mapping[str, Any]) -> Payment:
         raise _skip("payment without a date", raw)
     if raw.get("amount") is None:
         raise _skip("payment without an amount", raw)
-    return normalise_payment(
+    return storable_value(
         Payment(
             invoice=invoice,
             date=date,
