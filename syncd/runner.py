@@ -1413,6 +1413,16 @@ class Engine:
                     return
             external_id = None if link is None else link.external_id
             base = None if link is None else dict(link.base)
+            if op == "update" and base is not None:
+                # Only what the account does not hold yet: a later merge in the same pass
+                # may have given a field back the value the account already has.
+                wanted = frozenset(
+                    name for name in wanted if name not in base or fields.get(name) != base[name]
+                )
+                if not wanted:
+                    row.state = "done"
+                    row.last_error = None
+                    return
             row.state = "sending"  # the intent: committed before anything is sent
             row.attempts += 1
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -165,13 +164,6 @@ async def test_push_does_not_duplicate_a_record_typed_in_meanwhile(db_sessionmak
     assert len(_holding(books, "NL111222333B01")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an update queued while pulling one account is still sent after a later merge "
-    "in the same pass gave the field back to the target's own value: _push_one writes the "
-    "row's fields without checking them against the link's base, a write that changes "
-    "nothing (one per conflict the target wins)",
-)
 async def test_no_write_when_the_target_won_the_conflict(db_sessionmaker: Maker) -> None:
     crm = vendor("crm")
     books = vendor("books", detection="snapshot")  # no change times: "books" wins by name
