@@ -1104,6 +1104,7 @@ class Engine:
             sent_mutable=frozenset(capabilities.sent_invoice_mutable_fields),
             sent=sent,
             detached=detached,
+            drafts=capabilities.invoice_drafts,
         )
 
     async def _plan(

@@ -36,7 +36,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from syncd.core.model import Contact, Invoice, Payment, UnstorableValue, storable
 from syncd.errors import SkipRecord
@@ -47,6 +47,20 @@ Lane: TypeAlias = Literal["push", "pull", "reconcile"]
 Canonical: TypeAlias = Contact | Invoice | Payment
 Checkpoint: TypeAlias = Mapping[str, Any]  # JSON-able; opaque to the engine
 _C = TypeVar("_C", Contact, Invoice, Payment)
+
+# The longest external id syncd keeps. Ids are indexed (links, quarantine), and a
+# PostgreSQL btree entry holds at most 2704 bytes; real vendor ids have 45 characters at
+# most (Simplicate's ``organization:<32 hex>``). Mappings refuse a longer id.
+MAX_EXTERNAL_ID_LENGTH: Final = 255
+
+
+def refuse_long_id(external_id: str, what: str) -> None:
+    """SkipRecord (without the id) when ``external_id`` is longer than syncd keeps."""
+    if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+        raise SkipRecord(
+            f"{what} id is {len(external_id)} characters long; syncd keeps ids of at most "
+            f"{MAX_EXTERNAL_ID_LENGTH}"
+        )
 
 
 def storable_value(value: _C, external_id: str | None = None) -> _C:
@@ -121,7 +135,9 @@ class Skipped:
         object.__setattr__(self, "payload", json_safe(self.payload))
         object.__setattr__(self, "reason", json_safe(self.reason))
         if self.external_id is not None:
-            object.__setattr__(self, "external_id", json_safe(self.external_id))
+            # An id too long to index is not kept (the payload still holds it).
+            kept = len(self.external_id) <= MAX_EXTERNAL_ID_LENGTH
+            object.__setattr__(self, "external_id", json_safe(self.external_id) if kept else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +177,9 @@ class Capabilities:
     client_token_field: Mapping[Resource, str | None]
     # Whether this vendor assigns invoice numbers itself (bookkeeping) or takes ours (CRM).
     assigns_invoice_numbers: bool = False
+    # Whether an invoice can wait here as an unnumbered draft (False: every invoice
+    # created is final, so a draft from elsewhere is not created until it is finalised).
+    invoice_drafts: bool = True
 
 
 @runtime_checkable

@@ -61,14 +61,20 @@ class CapabilityView(Protocol):
         """Invoice fields that may still change once the vendor has sent the invoice."""
         ...
 
+    @property
+    def invoice_drafts(self) -> bool:
+        """Whether an invoice can be held there as an unnumbered draft."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
     """One account of the flow, as the planner sees it for one record.
 
     ``base`` is the link's base (None: the account holds no linked copy). ``sent``: the
-    linked invoice is already sent/finalised at that vendor. ``read_only``: nothing may
-    be written to the account. ``detached``: the record was deleted in this account
+    linked invoice is already sent/finalised at that vendor. ``drafts``: the vendor can
+    hold a draft invoice (else a draft is not created there until it is finalised).
+    ``read_only``: nothing may be written to the account. ``detached``: the record was deleted in this account
     under ``delete = "ignore"`` and is never written there again. A paused account is
     planned for like an active one: its outbox rows wait until the pause ends.
     """
@@ -81,6 +87,7 @@ class Target:
     read_only: bool = False
     sent: bool = False
     detached: bool = False
+    drafts: bool = True
 
     @property
     def linked(self) -> bool:
@@ -109,6 +116,7 @@ class Target:
             read_only=read_only,
             sent=sent,
             detached=detached,
+            drafts=capabilities.invoice_drafts,
         )
 
 
@@ -191,6 +199,15 @@ def _plan_target(
             return [act("skip", fields, f"{account} cannot store {flow.resource}")]
         if target.read_only:
             return [act("skip", fields, f"{account} is read-only: the {noun} is not created there")]
+        if flow.resource == "invoices" and canonical.get("status") == "draft" and not target.drafts:
+            return [
+                act(
+                    "skip",
+                    fields,
+                    f"{account} keeps no drafts (every invoice there is numbered and final): "
+                    "the draft is created there once it is finalised",
+                )
+            ]
         return [act("create", fields, f"{account} has no {noun} linked to this one")]
     owned = frozenset(name for name in target.writable if flow.owner_of(name) == account)
     pending = pending_fields(canonical, target, exclude=held | owned)

@@ -217,6 +217,28 @@ def test_a_sent_invoice_still_takes_its_mutable_fields() -> None:
     assert (action.op, action.fields) == ("update", frozenset({"status"}))
 
 
+def test_a_draft_is_not_created_where_no_drafts_are_kept_until_it_is_final() -> None:
+    no_drafts = Target(BOOKS, None, INVOICE_WRITABLE, drafts=False)
+    draft = {**INVOICE, "status": "draft", "number": None}
+    (action,) = plan(flow=CONTACTS_LIKE_INVOICES, canonical=draft, targets=[no_drafts])
+    assert action.op == "skip"
+    assert action.reason == (
+        "acme-books keeps no drafts (every invoice there is numbered and final): "
+        "the draft is created there once it is finalised"
+    )
+    (final,) = plan(
+        flow=CONTACTS_LIKE_INVOICES, canonical={**draft, "status": "sent"}, targets=[no_drafts]
+    )
+    assert final.op == "create"
+    # A vendor with drafts takes the draft as it is.
+    (held,) = plan(
+        flow=CONTACTS_LIKE_INVOICES,
+        canonical=draft,
+        targets=[Target(BOOKS, None, INVOICE_WRITABLE)],
+    )
+    assert held.op == "create"
+
+
 def test_a_sent_invoice_with_both_kinds_of_change_gets_an_update_and_a_conflict() -> None:
     base = {**INVOICE, "status": "draft", "total": "100.00", "due_date": None}
     actions = plan(flow=CONTACTS_LIKE_INVOICES, canonical=INVOICE, targets=[sent_target(base)])

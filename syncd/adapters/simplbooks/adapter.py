@@ -91,6 +91,8 @@ CAPABILITIES: Final = Capabilities(
     webhooks=False,
     client_token_field={"contacts": None, "invoices": "additional_info", "payments": "description"},
     assigns_invoice_numbers=True,
+    # No draft state: every invoice created is numbered and open (see the vendor notes).
+    invoice_drafts=False,
 )
 
 Clock = Callable[[], dt.datetime]
