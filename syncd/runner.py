@@ -2059,11 +2059,32 @@ class Engine:
                         for resource in ctx.resources:
                             stats = PassStats(account=ctx.name)
                             await self._pull_resource(ctx, resource, stats)
-                return list(self.planned)
+                return await self._still_planned(session, self.planned)
             finally:
                 self._dry = None
                 self._prepared = False
                 await session.rollback()
+
+    async def _still_planned(
+        self, s: AsyncSession, planned: Sequence[PlannedWrite]
+    ) -> list[PlannedWrite]:
+        """The dry run's writes as the first push would meet them.
+
+        A create planned while pulling one account is dropped when a later pull in the
+        same pass linked a record of the target account to that entity: the push finds
+        the link and creates nothing.
+        """
+        ids = {ctx.name: ctx.id for ctx in self.accounts.values()}
+        kept: list[PlannedWrite] = []
+        for write in planned:
+            if write.op == "create":
+                link = await repos.link_by_entity(
+                    s, ids[write.account], write.resource, write.canonical_id
+                )
+                if link is not None:
+                    continue
+            kept.append(write)
+        return kept
 
 
 def describe_plan(planned: Sequence[PlannedWrite]) -> list[str]:

@@ -11,7 +11,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from syncd.cli import main
@@ -92,12 +91,5 @@ def test_dry_run_matches_the_real_run(tmp_path: Path) -> None:
     _dry_run_then_once(tmp_path, sandbox_options(seed=5, contacts=10, overlap=0.0), VENDORS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (runner.Engine.dry_run): a create planned while pulling one account "
-    "stays in the printed plan after a later account's pull matches its record to the same "
-    "entity; the real run then finds the account linked and skips the create, so the dry "
-    "run over-states creates by the number of overlapping companies",
-)
 def test_dry_run_matches_the_real_run_with_overlapping_companies(tmp_path: Path) -> None:
     _dry_run_then_once(tmp_path, sandbox_options(seed=3, overlap=1.0), ("simplicate", "moneybird"))
