@@ -845,7 +845,12 @@ class Engine:
                 )
                 for r in rows
             ]
-            return match_contact(contact, candidates, account=ctx.id)
+            return match_contact(
+                contact,
+                candidates,
+                account=ctx.id,
+                kind_blind=self._kind_blind,
+            )
         if resource == "invoices":
             invoice = repos.value_from_fields("invoices", incoming)
             assert isinstance(invoice, Invoice)
@@ -1080,6 +1085,15 @@ class Engine:
             return self._synced_fields(ctx, resource)
         every = INVOICE_FIELDS if resource == "invoices" else PAYMENT_FIELDS
         return frozenset(every) - VENDOR_LOCAL_FIELDS[resource]
+
+    @property
+    def _kind_blind(self) -> frozenset[int]:
+        """Accounts whose vendor cannot store a contact's kind (person or organization)."""
+        return frozenset(
+            ctx.id
+            for ctx in self.accounts.values()
+            if "kind" not in ctx.adapter.capabilities.writable_fields.get("contacts", frozenset())
+        )
 
     def _synced_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
         """The fields of ``resource`` this account holds and that sync between accounts."""

@@ -576,9 +576,11 @@ def _assess_contact(
     candidate_id: CanonicalId,
     candidate: ContactKeys,
     same_account: bool,
+    *,
+    kind_known: bool = True,
 ) -> _Assessment:
     keys = _compare_keys(incoming, candidate)
-    same_kind = incoming.kind == candidate.kind
+    same_kind = incoming.kind == candidate.kind or not kind_known
     agreed = "; ".join(keys.agree)
 
     def verdict(v: _Verdict, score: float, reason: str, keyed: bool) -> _Assessment:
@@ -674,6 +676,7 @@ def match_contact(
     candidates: Sequence[Candidate],
     *,
     account: AccountRef,
+    kind_blind: Collection[AccountRef] = (),
 ) -> MatchDecision:
     """Decide which canonical contact, if any, the unlinked ``incoming`` record is.
 
@@ -681,13 +684,23 @@ def match_contact(
     :func:`contact_keys` (a candidate may appear more than once; identical repeats are
     collapsed, a repeat with other data raises ``ValueError``). ``account`` is the
     account the incoming record comes from: candidates already linked to it are other
-    records of the same vendor and never a link target. The rules are in the module
-    docstring; the result does not depend on the order of ``candidates``.
+    records of the same vendor and never a link target. ``kind_blind``: accounts that
+    cannot store whether a contact is a person or an organization (their records all
+    read as one kind); a kind known only from such accounts neither separates nor joins.
+    The rules are in the module docstring; the result does not depend on the order of
+    ``candidates``.
     """
     mine = contact_keys(incoming)
     unique = _unique(candidates, lambda x, y: x == y)
     assessments = [
-        _assess_contact(mine, cid, contact_keys(contact), account in accounts)
+        _assess_contact(
+            mine,
+            cid,
+            contact_keys(contact),
+            account in accounts,
+            kind_known=account not in kind_blind
+            and (not accounts or any(a not in kind_blind for a in accounts)),
+        )
         for cid, contact, accounts in unique
     ]
     keyed = [a for a in assessments if a.keyed]

@@ -519,6 +519,27 @@ def test_person_and_organization_sharing_only_an_email_is_ambiguous() -> None:
     assert "one is a person and the other an organization" in decision.candidates[0].reason
 
 
+def test_a_kind_only_a_kind_blind_account_reported_neither_separates_nor_joins() -> None:
+    # SimplBooks files every client as an organization: its kind says nothing.
+    books = "simplbooks"
+    as_filed = bare_org(name="Sanne Bakker", email="sanne.bakker@gmail.com")
+    from_books = Candidate(1, as_filed, frozenset({books}))
+    # The person arriving from a vendor that knows kinds links to that record...
+    decision = match_contact(person(), [from_books], account=ACCOUNT, kind_blind={books})
+    assert linked_to(decision) == 1
+    # ...and the record arriving from SimplBooks links to the person held elsewhere.
+    known_person = Candidate(1, person(), frozenset({ACCOUNT}))
+    assert (
+        linked_to(match_contact(as_filed, [known_person], account=books, kind_blind={books})) == 1
+    )
+    # A candidate whose kind another vendor confirmed still counts it.
+    confirmed = Candidate(1, as_filed, frozenset({books, OTHER}))
+    decision = match_contact(person(), [confirmed], account=ACCOUNT, kind_blind={books})
+    assert isinstance(decision, Ambiguous)
+    # Without kind-blind accounts nothing changes.
+    assert isinstance(match_contact(person(), [from_books], account=ACCOUNT), Ambiguous)
+
+
 def test_person_and_organization_sharing_a_vat_number_link() -> None:
     # A sole trader is one legal entity, whichever kind each vendor files it under.
     sole_trader = person(vat_number="NL123456789B01")

@@ -83,15 +83,6 @@ async def test_a_match_under_review_is_not_created_again_in_its_own_account(
             assert len(copies) == 1, (vendor, [h.raw for h in copies])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="matching bug (core.matching with runner._match): SimplBooks cannot hold a "
-    "contact's kind (its adapter reads every client as an organization), yet an e-mail-only "
-    "match requires equal kinds, so every person that exists in SimplBooks and elsewhere "
-    "goes to review and stays unsynced until a person decides. The kind should not count "
-    "against a match when the incoming account cannot hold it (runner._synced_fields of "
-    "that account lacks 'kind')",
-)
 async def test_a_person_in_simplbooks_links_to_the_same_person_elsewhere(
     sqlite_db_url: str,
 ) -> None:
