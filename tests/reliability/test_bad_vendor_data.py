@@ -629,3 +629,58 @@ def test_the_models_limits_are_what_the_store_holds() -> None:
             column.process_bind_param(model.NUMBER_LIMITS[name], sqlite.dialect())
     # Indexed text: the worst case (4 UTF-8 bytes a character) fits a PostgreSQL btree entry.
     assert max(model.TEXT_LIMITS.values()) * 4 < 2704
+
+
+async def test_a_record_with_a_huge_id_is_quarantined_without_it(
+    migrated_db_url: str, json_logs: JsonLogs
+) -> None:
+    """An id no index can hold (8 KB) quarantines its record with no id; the rest syncs."""
+    async with sync_rig(migrated_db_url, options=WORLD) as rig:
+        victim = first_id(rig, "organization")
+        huge = "organization:" + RANDOM_TEXT
+        rule = rig.proxy.add(
+            "GET",
+            PATHS["organization"],
+            change_record(victim, setter("id", huge)),
+            when=not_a_sweep,
+        )
+        await rig.engine.once(reconcile=False)
+
+        assert rule.hits > 0
+        quarantined = await rig.quarantined("crm")
+        assert None in quarantined, f"no id-less entry; quarantine holds {quarantined}"
+        assert "id is 8013 characters long" in quarantined[None]
+        assert "error" not in await pull_statuses(rig, "crm")
+        await assert_good_records_synced(rig, except_ids=with_dependents(rig, victim))
+
+
+def test_every_mapping_refuses_an_id_too_long_to_index() -> None:
+    from syncd.adapters.base import Skipped
+    from syncd.adapters.moneybird import mapping as moneybird
+    from syncd.adapters.perfex import mapping as perfex
+    from syncd.adapters.simplbooks import mapping as simplbooks
+    from syncd.adapters.simplicate import mapping as simplicate
+    from tests.adapters.test_moneybird_mapping import vendor
+    from tests.adapters.test_perfex_mapping import COUNTRIES, base_customer
+    from tests.adapters.test_simplbooks_mapping import load as simplbooks_load
+    from tests.adapters.test_simplicate_mapping import load as simplicate_load
+
+    long_digits = "1" * 300
+    clients = simplbooks_load("clients_get_spec.json")["data"]
+    refusals: list[Callable[[], Any]] = [
+        lambda: simplicate.contact_to_canonical(
+            {**simplicate_load("organization")["data"], "id": "organization:" + "a" * 300}
+        ),
+        lambda: moneybird.contact_to_canonical({**vendor("contact_company"), "id": long_digits}),
+        lambda: perfex.contact_to_canonical(base_customer(userid=long_digits), None, COUNTRIES),
+        lambda: simplbooks.contact_to_canonical(
+            {**clients, "Client": {**clients["Client"], "id": long_digits}}
+        ),
+    ]
+    for refuse in refusals:
+        with pytest.raises(SkipRecord) as refused:
+            refuse()
+        assert refused.value.external_id is None
+    # What an adapter quarantines never carries such an id, whoever built it.
+    assert Skipped("x" * 256, "bad", {}).external_id is None
+    assert Skipped("x" * 255, "bad", {}).external_id == "x" * 255

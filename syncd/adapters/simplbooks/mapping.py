@@ -67,7 +67,7 @@ from syncd.errors import SkipRecord
 NO_DATE: Final = "0000-00-00"
 _CTX: Final = Context(prec=60, rounding=ROUND_HALF_UP)
 _DATE_RE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_ID_RE: Final = re.compile(r"[0-9]+")
+_ID_RE: Final = re.compile(r"[0-9]{1,18}")  # SimplBooks ids are integers; no more digits
 _MAX_TEXT: Final = 80  # how much of a bad value a skip reason quotes
 
 # Canonical contact field -> SimplBooks Client field (every field a client can hold).
@@ -127,7 +127,7 @@ def record_id(value: object, what: str) -> str:
         number = int(value.strip())
     else:
         raise SkipRecord(f"{what} is not an id: {_quote(value)}")
-    if number <= 0:
+    if not 0 < number < 10**18:
         raise SkipRecord(f"{what} is not an id: {_quote(value)}")
     return str(number)
 

@@ -35,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
-from syncd.adapters.base import storable_value
+from syncd.adapters.base import MAX_EXTERNAL_ID_LENGTH, refuse_long_id, storable_value
 from syncd.core.model import (
     Contact,
     Invoice,
@@ -190,9 +190,15 @@ def local_lower_bound(moment: dt.datetime) -> str:
 # --------------------------------------------------------------------------- field readers
 
 
-def _skip(reason: str, raw: Mapping[str, Any] | None = None) -> SkipRecord:
+def _usable_id(raw: Mapping[str, Any] | None) -> str | None:
     external_id = raw.get("id") if raw is not None else None
-    return SkipRecord(reason, external_id=external_id if isinstance(external_id, str) else None)
+    if isinstance(external_id, str) and 0 < len(external_id) <= MAX_EXTERNAL_ID_LENGTH:
+        return external_id
+    return None
+
+
+def _skip(reason: str, raw: Mapping[str, Any] | None = None) -> SkipRecord:
+    return SkipRecord(reason, external_id=_usable_id(raw))
 
 
 def _text(raw: Mapping[str, Any], key: str, what: str) -> str | None:
@@ -267,8 +273,8 @@ def _guarded(what: str, raw: object, build: Callable[[Mapping[str, Any]], _T]) -
     try:
         return build(raw)
     except SkipRecord as exc:
-        external_id = raw.get("id")
-        if exc.external_id is None and isinstance(external_id, str) and external_id:
+        external_id = _usable_id(raw)
+        if exc.external_id is None and external_id is not None:
             # Raised over a nested object (an address, a line): name the record itself.
             raise SkipRecord(exc.reason, external_id=external_id) from None
         raise
@@ -280,6 +286,7 @@ def _required_id(raw: Mapping[str, Any], kinds: Collection[str], what: str) -> s
     external_id = raw.get("id")
     if not isinstance(external_id, str) or not external_id:
         raise SkipRecord(f"{what} without an id")
+    refuse_long_id(external_id, what)
     if id_kind(external_id) not in kinds:
         raise _skip(f"{what} id {external_id!r} is not a {' or '.join(sorted(kinds))} id", raw)
     return external_id
