@@ -876,7 +876,7 @@ class Engine:
         return NoMatch("no payment of that invoice with that date and amount")
 
     async def _origins(
-        self, s: AsyncSession, resource: str, canonical_id: int
+        self, s: AsyncSession, resource: str, canonical_id: int, fields: Iterable[str] = ()
     ) -> dict[str, Origin]:
         """Per field: the account its current value came from and that record's vendor time."""
         by_field = await repos.last_change_accounts(s, resource, canonical_id)
@@ -892,6 +892,13 @@ class Engine:
             origins[name] = Origin(
                 names[account_id], None if link is None else link.external_updated_at
             )
+        # A field nobody changed since the entity was made from a record still holds that
+        # record's value: its origin is the account the entity was first seen in.
+        first = await repos.first_link(s, resource, canonical_id)
+        if first is not None and first.account_id in names:
+            creator = Origin(names[first.account_id], first.external_updated_at)
+            for name in fields:
+                origins.setdefault(name, creator)
         return origins
 
     async def _merge_into(
@@ -942,9 +949,10 @@ class Engine:
             canonical=canonical,
             flow=flow.policy,
             incoming_at=record.updated_at,
-            origins=await self._origins(s, resource, entity.id),
+            origins=await self._origins(s, resource, entity.id, canonical),
             carried=carried,
             open_conflicts=conflicts.keys(),
+            holders=await self._holders(s, resource, entity.id),
         )
         if result.updates:
             await repos.write_entity(s, resource, entity, result.merged)
@@ -1867,6 +1875,15 @@ class Engine:
                 await self._plan(s, workspace_id, resource, canonical_id, None, held=())
             elif decision.outcome == "recreate" and canonical is not None:
                 await self._plan(s, workspace_id, resource, canonical_id, canonical, held=())
+
+    async def _holders(self, s: AsyncSession, resource: str, canonical_id: int) -> set[str]:
+        """Names of the accounts that hold a linked copy of a canonical record."""
+        names = {ctx.id: ctx.name for ctx in self.accounts.values()}
+        return {
+            names[link.account_id]
+            for link in await repos.links_of_entity(s, resource, canonical_id)
+            if link.detached_at is None and link.account_id in names
+        }
 
     async def _fields_from_gone_sources(
         self, s: AsyncSession, resource: str, vanished: t.Link

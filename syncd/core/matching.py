@@ -33,7 +33,9 @@ Per candidate:
 
    - a legal-entity key that *differs* at the same time (same e-mail, other VAT number;
      same VAT number, other chamber of commerce number, as in a Dutch fiscal unity) is a
-     contradiction: ambiguous;
+     contradiction: ambiguous; except when the only agreeing key is a role mailbox
+     (a bookkeeping office's facturen@ serves many companies): then two legal entities,
+     no match, unless the names are confidently the same (ambiguous);
    - an agreeing VAT or chamber of commerce number is confident, also between a person
      and an organization (a sole trader is one legal entity);
    - when only the IBAN and/or the e-mail agree, the kinds must be equal (a one-man
@@ -592,6 +594,22 @@ def _assess_contact(
         return _Assessment(candidate_id, v, keyed, score, reason)
 
     if keys.agree:
+        role_mailbox_only = (
+            keys.email_agree
+            and incoming.email_generic
+            and not keys.iban_agree
+            and not keys.entity_agree
+        )
+        if keys.hard and role_mailbox_only:
+            # One bookkeeping office's facturen@ serves many clients: a shared role
+            # mailbox with other VAT or chamber of commerce numbers is two legal
+            # entities, unless the names say it is one (a typo in a number, say).
+            similarity = _similarity(incoming.name, candidate.name)
+            name = _name_text(incoming, candidate, similarity)
+            reason = f"{agreed} but {'; '.join(keys.hard)} and {name}"
+            if similarity is not None and similarity >= CONFIDENT_NAME:
+                return verdict("possible", 0.5, reason, True)
+            return verdict("none", 0.0, reason, False)
         if keys.hard:
             share = round(len(keys.agree) / (len(keys.agree) + len(keys.hard)), 2)
             return verdict("possible", share, f"{agreed} but {'; '.join(keys.hard)}", True)

@@ -6,9 +6,10 @@ account changed (``incoming != base``) is merged by these rules, in order:
 1. no canonical record yet: the account's value is taken (a new record);
 2. the field has an open (queued) conflict: the new value joins that conflict as the
    account's candidate and the canonical value stays;
-3. the field has an owner (``FlowPolicy.owner_of``): the owner's change is taken; any
-   other account's change is refused (not a conflict) and the owner's value is written
-   back to it by the planner;
+3. the field has an owner (``FlowPolicy.owner_of``) that holds the record: the owner's
+   change is taken; any other account's change is refused (not a conflict) and the
+   owner's value is written back to it by the planner. An owner that does not hold the
+   record (yet) cannot change it, so until it does the field merges by the rules below;
 4. canonical already equals incoming: nothing to do;
 5. canonical still equals base (or does not hold the field): the incoming value is taken;
 6. base unknown (the record was never agreed with this account, e.g. freshly matched):
@@ -121,6 +122,7 @@ def merge(
     origins: Mapping[str, Origin] | None = None,
     carried: Collection[str] | None = None,
     open_conflicts: Collection[str] = (),
+    holders: Collection[str] | None = None,
 ) -> MergeResult:
     """Merge ``incoming`` from ``account`` into ``canonical`` against the link's ``base``.
 
@@ -132,7 +134,8 @@ def merge(
     from, where known. ``carried``: the fields this account really holds (None: every
     incoming field); other incoming fields never change the canonical record or raise a
     conflict, though they still go into the new base. ``open_conflicts``: fields of this
-    record with a conflict already queued.
+    record with a conflict already queued. ``holders``: the accounts that hold a linked
+    copy of the record (None: every owner counts as holding it).
 
     Pure and deterministic: fields are visited in sorted order and the result depends
     only on the arguments. See the module docstring for the rules.
@@ -187,7 +190,7 @@ def merge(
             )
             continue
         owner = flow.owner_of(name)
-        if owner is not None:
+        if owner is not None and (holders is None or owner in holders):
             if new == current:
                 continue
             if owner == account:

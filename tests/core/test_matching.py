@@ -376,9 +376,21 @@ def test_same_email_but_different_vat_numbers_is_ambiguous() -> None:
     (only,) = decision.candidates
     assert only.reason == (
         "e-mail info@bakkerijdevries.nl equal (a role mailbox) but VAT numbers "
-        "NL987654321B01 and NL123456789B01 differ"
+        "NL987654321B01 and NL123456789B01 differ and name 'bakkerij de vries' ~ "
+        "'bakkerij de vries' (1.00)"
     )
     assert only.score == 0.5
+
+
+def test_a_shared_role_mailbox_with_other_numbers_and_names_is_two_companies() -> None:
+    # A bookkeeping office's facturen@ serves many clients: other VAT number, other name.
+    client = org(
+        name="Tandartspraktijk Zuid B.V.", vat_number="NL987654321B01", coc_number=None, iban=None
+    )
+    assert isinstance(match(client, org()), NoMatch)
+    # A personal mailbox shared with other numbers stays a contradiction.
+    personal = org(vat_number="NL987654321B01", email="jan@bakkerijdevries.nl", iban=None)
+    assert isinstance(match(personal, org(email="jan@bakkerijdevries.nl")), Ambiguous)
 
 
 def test_same_vat_but_different_chamber_of_commerce_numbers_is_ambiguous() -> None:

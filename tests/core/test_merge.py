@@ -353,6 +353,17 @@ def test_a_non_owner_change_of_an_owned_field_is_refused_not_a_conflict() -> Non
     ]
 
 
+def test_an_owner_that_does_not_hold_the_record_does_not_refuse_changes() -> None:
+    # A CRM draft waiting for a bookkeeping vendor without drafts: the bookkeeping
+    # account owns the status but holds no copy, so the CRM finalising it is taken.
+    base = {**invoice_fields(line("Design")), "status": "draft"}
+    incoming = {**base, "status": "sent"}
+    waiting = run(incoming, base=base, canonical=base, flow=OWNED, holders={CRM})
+    assert [u.field for u in waiting.updates] == ["status"] and not waiting.refused
+    held = run(incoming, base=base, canonical=base, flow=OWNED, holders={CRM, BOOKS})
+    assert [r.field for r in held.refused] == ["status"] and not held.updates
+
+
 def test_a_non_owner_change_of_a_derived_total_is_refused() -> None:
     base = invoice_fields(line("Design"))
     incoming = {**base, "total": "121.01"}

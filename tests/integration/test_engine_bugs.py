@@ -117,14 +117,6 @@ async def test_matched_copies_agree_after_the_first_pass(sqlite_db_url: str) -> 
         assert names == {"simplicate": "Acme Advies B.V.", "moneybird": "Acme Advies B.V."}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy bug (runner._origins/repos.last_change_accounts): fields of an entity "
-    "created from a record have no origin (its audit row is field '*'), so 'newest' cannot "
-    "compare vendor times when a second account's copy is matched to it and keeps the "
-    "first-pulled account's value ('no change time for the current value ... it stays'), "
-    "even when the other copy was changed later",
-)
 async def test_newest_decides_between_freshly_matched_copies(sqlite_db_url: str) -> None:
     older = seed_contact(
         "acme",
@@ -165,15 +157,6 @@ async def test_a_parenthesised_country_code_is_understood(sqlite_db_url: str) ->
         assert same_phone(copy.phone, "+3726123456", "EE"), copy.phone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="matching bug (core.matching): two companies whose invoices go to one bookkeeping "
-    "office's role mailbox (facturen@...) but whose VAT and chamber of commerce numbers and "
-    "names all differ are two legal entities, yet the agreeing weak e-mail key plus the "
-    "differing legal-entity keys count as a contradiction, so the second company goes to "
-    "review and syncs nowhere until a person decides. A role mailbox alone should not make "
-    "a contradiction when every legal-entity key differs",
-)
 async def test_companies_sharing_a_role_mailbox_are_two_companies(sqlite_db_url: str) -> None:
     jansen = seed_contact(
         "jansen",

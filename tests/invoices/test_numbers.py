@@ -98,15 +98,28 @@ async def test_simplbooks_keeps_the_perfex_number(sqlite_db_url: str) -> None:
         assert (await canonical_invoice(world, "simplbooks", copy.id)).number == "INV-000042"
 
 
-async def test_a_perfex_draft_takes_the_number_simplbooks_gives_it(sqlite_db_url: str) -> None:
+async def test_a_perfex_draft_waits_for_simplbooks_until_it_is_finalised(
+    sqlite_db_url: str,
+) -> None:
     async with open_books(
         "perfex", "simplbooks", sqlite_db_url, crm_seed=_seed("draft", None)
     ) as world:
         await world.once()
-        copy = world.only("simplbooks")
-        assert copy.number is not None  # SimplBooks has no drafts: it numbers at once
+        # SimplBooks has no drafts (it would number the invoice at once): nothing there yet,
+        # and the Perfex draft stays an unnumbered draft.
+        assert world.invoices("simplbooks") == []
+        draft = world.only("perfex")
+        assert draft.number is None and not draft.sent
+        assert await world.outbox_left() == []
 
+        # Finalised in Perfex (it gets Perfex's next number), it is booked in SimplBooks,
+        # which gives it the number of record.
+        world.emulator("perfex").mutate("invoices", draft.id, {"status": 1, "number": 7})
+        await world.once()
+        copy = world.only("simplbooks")
+        assert copy.number is not None
         assert (await canonical_invoice(world, "simplbooks", copy.id)).number == copy.number
+        assert _digits(world.only("perfex").number) == _digits(copy.number)
 
 
 @pytest.mark.parametrize("books", ["moneybird", "simplbooks"])
@@ -117,14 +130,37 @@ async def test_a_simplicate_concept_stays_unnumbered_and_nothing_fails(
         "simplicate", books, sqlite_db_url, crm_seed=_seed("draft", None)
     ) as world:
         await world.once()
-        copy = world.only(books)
-        if not copy.sent:
-            send_in_books(world, copy.id)
+        if books == "simplbooks":
+            # No drafts there: the concept is not booked until it is finalised.
+            assert world.invoices(books) == []
+        else:
+            copy = world.only(books)
+            if not copy.sent:
+                send_in_books(world, copy.id)
         totals = await world.once(reconcile=False)
 
-        assert world.only(books).number is not None
+        if books != "simplbooks":
+            assert world.only(books).number is not None
         concept = world.only("simplicate")
         assert (concept.state, concept.number) == ("Concept", None)
         assert all(st.failed == 0 for st in totals.values())
+        assert await world.outbox_left() == []
+        assert await world.quarantined() == []
+
+
+async def test_a_simplicate_concept_reaches_simplbooks_once_it_is_sent(sqlite_db_url: str) -> None:
+    async with open_books(
+        "simplicate", "simplbooks", sqlite_db_url, crm_seed=_seed("draft", None)
+    ) as world:
+        await world.once()
+        assert world.invoices("simplbooks") == []
+
+        concept = world.only("simplicate")
+        world.emulator("simplicate").mutate("invoice", concept.id, {"status": "Sent"})
+        await world.once()
+
+        copy = world.only("simplbooks")
+        assert copy.sent and copy.number is not None
+        assert copy.lines == world.only("simplicate").lines
         assert await world.outbox_left() == []
         assert await world.quarantined() == []

@@ -49,7 +49,13 @@ def _params(
     return [pytest.param(p, id=pair_id(p), marks=()) for p in pairs]
 
 
-@pytest.mark.parametrize("pair", _params(PAIRS))
+# Simplicate lets a user edit lines only in a concept, and SimplBooks takes no concepts
+# (a concept reaches it once sent, when Simplicate no longer lets its lines change): the
+# situation cannot arise for that pair (see test_numbers.py for how a concept arrives).
+EDITABLE_WHEN_SENT = [p for p in PAIRS if p != ("simplicate", "simplbooks")]
+
+
+@pytest.mark.parametrize("pair", _params(EDITABLE_WHEN_SENT))
 async def test_a_crm_edit_of_a_sent_invoice_becomes_a_conflict(
     pair: tuple[VendorName, VendorName], sqlite_db_url: str
 ) -> None:
