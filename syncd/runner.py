@@ -1375,7 +1375,10 @@ class Engine:
 
     async def _push_one(self, ctx: AccountContext, row_id: int, stats: PassStats) -> None:
         async with self._tx(ctx) as s:
-            row = await s.get(t.Outbox, row_id)
+            # The claim: the row is locked while its intent is written ("sending"); a row
+            # another transaction holds is skipped, not waited for (PostgreSQL; SQLite
+            # has one writer at a time and ignores the clause).
+            row = await repos.claim_outbox(s, row_id)
             if row is None or row.state not in ("pending", "failed"):
                 return
             resource = cast(Resource, row.resource)

@@ -470,6 +470,21 @@ async def open_review_candidates(
     return found
 
 
+async def claim_outbox(session: AsyncSession, row_id: int) -> t.Outbox | None:
+    """Outbox row ``row_id``, locked for this transaction; None if gone or locked elsewhere.
+
+    ``FOR UPDATE SKIP LOCKED``: two pushers never claim one row, and neither waits on the
+    other. ``populate_existing`` so that a row already in the session is read afresh.
+    """
+    stmt = (
+        select(t.Outbox)
+        .where(t.Outbox.id == row_id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
 async def upsert_quarantine(
     session: AsyncSession,
     *,
