@@ -102,8 +102,8 @@ def instance_owner() -> str:
 
 def lease_ttl(settings: Settings, environ: Mapping[str, str] | None = None) -> dt.timedelta:
     """``[daemon] lease_ttl`` if the settings have it, else ``$SYNCD_LEASE_TTL``, else 30 s."""
-    configured = getattr(settings.daemon, "lease_ttl", None)
-    if isinstance(configured, dt.timedelta) and configured > dt.timedelta(0):
+    configured = settings.daemon.lease_ttl
+    if configured is not None:
         return configured
     env = os.environ if environ is None else environ
     raw = env.get("SYNCD_LEASE_TTL", "").strip()

@@ -74,6 +74,7 @@ DEFAULT_ADMIN_LISTEN = "127.0.0.1:8765"
 DEFAULT_POLL_INTERVAL = timedelta(minutes=2)
 DEFAULT_RECONCILE_INTERVAL = timedelta(hours=6)
 DEFAULT_SHUTDOWN_GRACE = timedelta(seconds=30)
+MIN_LEASE_TTL = timedelta(seconds=3)  # renewed every third of it: at least once a second
 MIN_POLL_INTERVAL = timedelta(seconds=10)
 MIN_RECONCILE_INTERVAL = timedelta(minutes=1)
 MIN_RATE_WINDOW = timedelta(seconds=1)
@@ -411,6 +412,9 @@ class DaemonSettings(_Frozen):
     log_level: LogLevel = "info"
     shutdown_grace: Duration = DEFAULT_SHUTDOWN_GRACE
     admin_token: SecretStr | None = None
+    # PostgreSQL scale-out: how long an account's lease lasts without renewal (None: the
+    # daemon's default, or $SYNCD_LEASE_TTL).
+    lease_ttl: Duration | None = None
 
     @field_validator("admin_listen")
     @classmethod
@@ -990,6 +994,9 @@ class _Walker:
         token = self.secret(table, "admin_token", path)
         if token is not None:
             out["admin_token"] = token
+        ttl = self.duration(table, "lease_ttl", path, minimum=MIN_LEASE_TTL)
+        if ttl is not None:
+            out["lease_ttl"] = ttl
         return out
 
     def account(self, table: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -201,6 +201,7 @@ def test_example_config_documents_every_option() -> None:
     text = (REPO / "config" / "syncd.example.toml").read_text()
     options = [
         *("url", "admin_listen", "log_format", "log_level", "shutdown_grace", "admin_token"),
+        "lease_ttl",
         *("name", "vendor", "base_url", "credentials", "poll_interval", "reconcile_interval"),
         *("rate_limit", "webhook_secret", "allow_insecure_http", "resource", "accounts"),
         *("conflict", "delete", "max_delete_percent", "owner"),

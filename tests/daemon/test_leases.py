@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -188,6 +190,20 @@ def test_lease_ttl_comes_from_the_environment_or_defaults() -> None:
     assert lease_ttl(settings, {"SYNCD_LEASE_TTL": "4s"}) == dt.timedelta(seconds=4)
     with pytest.raises(DaemonError, match="SYNCD_LEASE_TTL"):
         lease_ttl(settings, {"SYNCD_LEASE_TTL": "soon"})
+
+
+def test_lease_ttl_in_the_config_wins_and_is_checked() -> None:
+    from syncd.daemon import lease_ttl
+    from syncd.errors import ConfigError
+    from syncd.settings import parse_settings
+
+    def parsed(ttl: str) -> Any:
+        return parse_settings({"daemon": {"lease_ttl": ttl}}, environ={}, base_dir=Path("."))
+
+    assert lease_ttl(parsed("12s"), {"SYNCD_LEASE_TTL": "4s"}) == dt.timedelta(seconds=12)
+    with pytest.raises(ConfigError) as refused:
+        parsed("1s")
+    assert "daemon.lease_ttl: must be at least 3s, not 1s" in str(refused.value)
 
 
 async def test_the_engine_writes_nothing_for_an_account_whose_lease_was_lost(
