@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from syncd.core.model import normalise_phone
 from syncd.sandbox.base import VENDORS, SandboxOptions, SeedContact, VendorName
@@ -61,6 +62,20 @@ from tests.integration.helpers import (
 LONG_ENV = "SYNCD_LONG_RELIABILITY"
 HOOK_SECRET = "reliability-webhook-secret-0008"
 WORKSPACE = "rel"
+
+
+CREATE_IN_FLIGHT_BUG = (
+    "syncd/runner.py Engine._link_created (after a create's answer in _after_create, and "
+    "after _settle finds a create that a kill left in 'sending'/'uncertain'): the new "
+    "link's base is the vendor's copy, i.e. the values the create carried, but canonical "
+    "fields that changed while the create was in flight or unsettled (an edit pulled from "
+    "another account, whose planning skipped this account because it had no link yet) are "
+    "never planned to it; base equals what the vendor holds, so no later pull or push "
+    "notices and the edit never reaches that vendor. Seen in the crash loop (audit: "
+    "'rel-simplicate changed phone' at 14:48:06.187, rel-moneybird's copy created at "
+    ".148 with the old phone and linked at .377, outbox updates only for perfex and "
+    "simplbooks) and in runs where the create was settled by uncertain_create_found"
+)
 
 
 def long_run() -> bool:
@@ -245,6 +260,18 @@ class Rig:
         self.world[vendor].append(contact)
         return key
 
+    def lacking_edits(self) -> list[tuple[str, VendorName, str, str | None]]:
+        """Each vendor copy without its contact's latest edit: (key, vendor, id, phone)."""
+        lacking = []
+        by_vendor = self.held_by_key()
+        for key, phone in self.edits.items():
+            want = normalise_phone(phone, self.country(key))
+            for vendor, by_key in by_vendor.items():
+                for copy in by_key.get(key, []):
+                    if normalise_phone(copy.phone, self.country(key)) != want:
+                        lacking.append((key, vendor, copy.id, copy.phone))
+        return lacking
+
     def missing_edits(self) -> list[str]:
         """Edits not (yet) in every vendor, with what each vendor holds instead."""
         missing = []
@@ -323,6 +350,69 @@ class Rig:
     def events(self, name: str) -> list[dict[str, Any]]:
         """Every JSON log line named ``name``, from every process so far."""
         return [e for p in self.processes for e in p.events(name)]
+
+
+class Stuck:
+    """Settled (nothing to write), every vendor full, yet edits missing, for 25 s on end:
+    two poll intervals went by and nothing more is coming."""
+
+    PATIENCE = 25.0
+
+    def __init__(self, r: Rig) -> None:
+        self.r = r
+        self.since: float | None = None
+        self.stuck = False
+
+    async def check(self) -> bool:
+        r = self.r
+        if r.full() and r.missing_edits() and not r.union_problems() and await r.settled():
+            self.since = self.since or time.monotonic()
+            self.stuck = time.monotonic() - self.since >= self.PATIENCE
+        else:
+            self.since = None
+        return self.stuck
+
+
+def known_bug_or_fail(r: Rig) -> None:
+    """Edits are missing for good. An expected failure (CREATE_IN_FLIGHT_BUG) if every
+    copy that lacks one is a copy syncd created (its contact was not seeded into that
+    vendor) and nothing else is wrong; else a plain failure."""
+    lacking = r.lacking_edits()
+    seeded = {v: {c.key for c in contacts} for v, contacts in r.world.items()}
+    unexplained = [x for x in lacking if x[0] in seeded[x[1]]]
+    detail = ", ".join(f"{k} in {v} (id {i}) holds {p}" for k, v, i, p in lacking)
+    assert r.union_problems() == []
+    assert lacking, "stuck, yet no copy lacks an edit"
+    assert not unexplained, f"edits lost on seeded copies: {unexplained}; all lacking: {detail}"
+    found = {str(e.get("external_id")) for e in r.events("uncertain_create_found")}
+    settled = [i for _, _, i, _ in lacking if i in found]
+    print(f"\nknown bug: {detail}; syncd created each of these ({len(settled)} after a kill)")
+    pytest.xfail(f"{CREATE_IN_FLIGHT_BUG}; this run: {detail}")
+
+
+async def quiet(r: Rig) -> bool:
+    """Every vendor holds the union once, every edit is everywhere, nothing left to write."""
+    return r.full() and not r.missing_edits() and not r.union_problems() and await r.settled()
+
+
+async def converge(r: Rig, daemon: Syncd, *, within: float, what: str) -> float:
+    """Wait until quiet; the seconds it took. Fails if the process exits; when edits stay
+    missing with nothing left to write, `known_bug_or_fail` decides."""
+    stuck = Stuck(r)
+
+    async def done() -> bool:
+        assert daemon.running(), f"syncd exited:\n{daemon.text()[-3000:]}"
+        return await quiet(r) or await stuck.check()
+
+    took = await wait_until(
+        done,
+        within=within,
+        what=what,
+        state=lambda: {"counts": r.counts(), "missing edits": r.missing_edits()[:5]},
+    )
+    if stuck.stuck:
+        known_bug_or_fail(r)
+    return took
 
 
 @contextlib.asynccontextmanager

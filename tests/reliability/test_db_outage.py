@@ -34,7 +34,7 @@ from syncd.store.migrate import aupgrade
 from tests.daemon.helpers import running_scheduler
 from tests.daemon.process import free_port
 from tests.engine.helpers import org, vendor
-from tests.reliability.procs import Rig, long_run, rig, wait_until
+from tests.reliability.procs import Rig, converge, long_run, rig, wait_until
 
 LONG = long_run()
 OUTAGE_SECONDS = 30.0 if LONG else 9.0
@@ -116,10 +116,6 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
     sink.transport.abort()
 
 
-async def quiet(r: Rig) -> bool:
-    return r.full() and not r.missing_edits() and not r.union_problems() and await r.settled()
-
-
 async def test_syncd_run_rides_out_a_database_outage(postgres_url: str, tmp_path: Path) -> None:
     await aupgrade(postgres_url)
     real = make_url(postgres_url)
@@ -130,9 +126,7 @@ async def test_syncd_run_rides_out_a_database_outage(postgres_url: str, tmp_path
         async with rig(OPTIONS, tmp_path, proxied, env={"SYNCD_LEASE_TTL": LEASE_TTL}) as r:
             began = time.monotonic()
             daemon = await r.start()
-            took = await wait_until(
-                lambda: daemon.running() and quiet(r), within=120, what="first convergence"
-            )
+            took = await converge(r, daemon, within=120, what="first convergence")
             print(f"\nconverged {time.monotonic() - began:.1f}s after start ({took:.1f}s wait)")
             status, body = await r.get("/readyz")
             assert status == 200, body
@@ -161,12 +155,7 @@ async def test_syncd_run_rides_out_a_database_outage(postgres_url: str, tmp_path
             to_ready = await wait_until(
                 lambda: _ready(r), within=120, what="/readyz 200 after the outage"
             )
-            resumed = await wait_until(
-                lambda: daemon.running() and quiet(r),
-                within=120,
-                what="the outage's edits everywhere",
-                state=lambda: {"counts": r.counts(), "missing": r.missing_edits()},
-            )
+            resumed = await converge(r, daemon, within=120, what="the outage's edits everywhere")
             resume_total = time.monotonic() - back
 
             names = (
