@@ -59,17 +59,6 @@ def _load(ctx: click.Context) -> Settings:
         sys.exit(EXIT_USAGE)
 
 
-def _not_available(command: str, issue: str) -> Callable[[], NoReturn]:
-    def run() -> NoReturn:
-        _fail(
-            f"`{command}` is not available yet in this version of syncd ({issue}); "
-            "see CHANGELOG.md for what is.",
-            EXIT_USAGE,
-        )
-
-    return run
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
