@@ -72,6 +72,7 @@ from syncd.core.plan import (
     decide_deletion,
     decide_revival,
     describe,
+    pending_fields,
     plan,
 )
 from syncd.core.policy import (
@@ -1515,9 +1516,11 @@ class Engine:
         async with self._tx(ctx) as s:
             row = await s.get(t.Outbox, row_id)
             assert row is not None
-            await self._link_created(s, ctx, resource, row.canonical_id, record)
+            # Done first: planning inside _link_created must not take this create for
+            # one still to come (it would fold a newer edit into it and send nothing).
             row.state = "done"
             row.last_error = None
+            await self._link_created(s, ctx, resource, row.canonical_id, record)
 
     async def _link_created(
         self,
@@ -1600,23 +1603,27 @@ class Engine:
             and value not in (None, "", [])
             and current.get(name) != value
         }
-        if not adopted:
-            return
         merged = {**current, **adopted}
-        await repos.write_entity(s, resource, entity, merged)
-        entity.updated_at = self.clock()
-        for name, value in sorted(adopted.items()):
-            await self._audit(
-                s,
-                ctx,
-                entity.workspace_id,
-                resource,
-                entity.id,
-                name,
-                current.get(name),
-                value,
-                f"owner: {ctx.name} set {name} when it created the record",
-            )
+        if adopted:
+            await repos.write_entity(s, resource, entity, merged)
+            entity.updated_at = self.clock()
+            for name, value in sorted(adopted.items()):
+                await self._audit(
+                    s,
+                    ctx,
+                    entity.workspace_id,
+                    resource,
+                    entity.id,
+                    name,
+                    current.get(name),
+                    value,
+                    f"owner: {ctx.name} set {name} when it created the record",
+                )
+        elif not pending_fields(merged, self._target(ctx, resource, base=dict(written))):
+            return
+        # Either the vendor decided something the others need, or the canonical record
+        # changed while the create was on its way (or unsettled after a crash): planning
+        # then found no link here and skipped this account; the new copy lacks the edit.
         await s.flush()
         held = (await repos.open_conflicts(s, resource, entity.id)).keys()
         await self._plan(s, entity.workspace_id, resource, entity.id, merged, held=held)
@@ -1718,9 +1725,9 @@ class Engine:
                         # A namesake that is another record: ours was not created.
                         found = None
                 if found is not None:
-                    await self._link_created(s, ctx, res, row.canonical_id, found)
-                    row.state = "done"
+                    row.state = "done"  # before _link_created plans (see _after_create)
                     row.last_error = None
+                    await self._link_created(s, ctx, res, row.canonical_id, found)
                     stats.created += 1
                     log.info(
                         "uncertain_create_found", outbox_id=row_id, external_id=found.external_id

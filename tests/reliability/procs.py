@@ -64,20 +64,6 @@ HOOK_SECRET = "reliability-webhook-secret-0008"
 WORKSPACE = "rel"
 
 
-CREATE_IN_FLIGHT_BUG = (
-    "syncd/runner.py Engine._link_created (after a create's answer in _after_create, and "
-    "after _settle finds a create that a kill left in 'sending'/'uncertain'): the new "
-    "link's base is the vendor's copy, i.e. the values the create carried, but canonical "
-    "fields that changed while the create was in flight or unsettled (an edit pulled from "
-    "another account, whose planning skipped this account because it had no link yet) are "
-    "never planned to it; base equals what the vendor holds, so no later pull or push "
-    "notices and the edit never reaches that vendor. Seen in the crash loop (audit: "
-    "'rel-simplicate changed phone' at 14:48:06.187, rel-moneybird's copy created at "
-    ".148 with the old phone and linked at .377, outbox updates only for perfex and "
-    "simplbooks) and in runs where the create was settled by uncertain_create_found"
-)
-
-
 def long_run() -> bool:
     """True when ``SYNCD_LONG_RELIABILITY=1`` asks for the long versions."""
     return os.environ.get(LONG_ENV) == "1"
@@ -373,21 +359,13 @@ class Stuck:
         return self.stuck
 
 
-def known_bug_or_fail(r: Rig) -> None:
-    """Edits are missing for good. An expected failure (CREATE_IN_FLIGHT_BUG) if every
-    copy that lacks one is a copy syncd created (its contact was not seeded into that
-    vendor) and nothing else is wrong; else a plain failure."""
+def lost_edits_fail(r: Rig) -> None:
+    """Edits are missing for good with nothing left to write: fail, naming each copy."""
     lacking = r.lacking_edits()
-    seeded = {v: {c.key for c in contacts} for v, contacts in r.world.items()}
-    unexplained = [x for x in lacking if x[0] in seeded[x[1]]]
     detail = ", ".join(f"{k} in {v} (id {i}) holds {p}" for k, v, i, p in lacking)
     assert r.union_problems() == []
     assert lacking, "stuck, yet no copy lacks an edit"
-    assert not unexplained, f"edits lost on seeded copies: {unexplained}; all lacking: {detail}"
-    found = {str(e.get("external_id")) for e in r.events("uncertain_create_found")}
-    settled = [i for _, _, i, _ in lacking if i in found]
-    print(f"\nknown bug: {detail}; syncd created each of these ({len(settled)} after a kill)")
-    pytest.xfail(f"{CREATE_IN_FLIGHT_BUG}; this run: {detail}")
+    pytest.fail(f"edits lost: {detail}")
 
 
 async def quiet(r: Rig) -> bool:
@@ -396,8 +374,8 @@ async def quiet(r: Rig) -> bool:
 
 
 async def converge(r: Rig, daemon: Syncd, *, within: float, what: str) -> float:
-    """Wait until quiet; the seconds it took. Fails if the process exits; when edits stay
-    missing with nothing left to write, `known_bug_or_fail` decides."""
+    """Wait until quiet; the seconds it took. Fails if the process exits, and when edits
+    stay missing with nothing left to write."""
     stuck = Stuck(r)
 
     async def done() -> bool:
@@ -411,7 +389,7 @@ async def converge(r: Rig, daemon: Syncd, *, within: float, what: str) -> float:
         state=lambda: {"counts": r.counts(), "missing edits": r.missing_edits()[:5]},
     )
     if stuck.stuck:
-        known_bug_or_fail(r)
+        lost_edits_fail(r)
     return took
 
 

@@ -14,11 +14,10 @@ with the process, so a restart must start at once (checked: every restart logs
 ``daemon_started``, none is refused as a second instance). Creates a kill left
 uncertain are settled by looking the record up before anything is sent again.
 
-Known bug (CREATE_IN_FLIGHT_BUG in procs.py, two strict xfails below reproduce it in
-process): an edit made while syncd's create of that contact in another vendor is in
-flight, or left unsettled by a kill, never reaches that vendor. The kills widen that
-window, so some runs of the crash loop meet it; such a run ends as an expected failure
-when every copy that lacks an edit is one syncd created, and fails otherwise.
+The crash loop found that an edit made while syncd's create of that contact in another
+vendor was in flight, or left unsettled by a kill, never reached that vendor; the two
+in-process tests at the end reproduce both windows (fixed in Engine._after_create,
+_settle and _adopt_owned).
 
 Short version: 36 companies (144 records in the four vendors at the end, ~100 of them
 written by syncd), 2 kills in the initial sync and 1 during edits.
@@ -33,7 +32,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import delete, select, update
 
 from syncd.core.model import normalise_phone
@@ -42,7 +40,6 @@ from syncd.store import tables as t
 from tests.daemon.process import Syncd
 from tests.integration.helpers import find_held, human_edit, open_sync, seed_contact, seeds_of
 from tests.reliability.procs import (
-    CREATE_IN_FLIGHT_BUG,
     Rig,
     converge,
     long_run,
@@ -170,7 +167,6 @@ async def test_syncd_run_killed_at_random_moments_duplicates_nothing_and_loses_n
         assert await daemon.wait(within=30) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=CREATE_IN_FLIGHT_BUG)
 async def test_an_edit_made_while_a_create_was_in_flight_reaches_that_vendor(
     sqlite_db: str,
 ) -> None:
@@ -207,7 +203,6 @@ async def test_an_edit_made_while_a_create_was_in_flight_reaches_that_vendor(
         assert normalise_phone(find_held(moneybird, email=email).phone, "NL") == "+31207010004"
 
 
-@pytest.mark.xfail(strict=True, reason=CREATE_IN_FLIGHT_BUG)
 async def test_an_edit_made_while_a_killed_create_was_unsettled_reaches_that_vendor(
     sqlite_db: str,
 ) -> None:

@@ -15,9 +15,8 @@ initial sync; then a write-heavy mix (lost response, 500, reset), so that the ro
 drop answers to committed creates and updates often enough whatever the random draws.
 ``SYNCD_LONG_RELIABILITY=1`` soaks a bigger world for more rounds.
 
-An edit made while syncd's create of that contact in another vendor is in flight never
-reaches that vendor (CREATE_IN_FLIGHT_BUG in procs.py): a run that meets it ends as an
-expected failure if every copy lacking an edit is one syncd created, else it fails.
+An edit made while syncd's create of that contact in another vendor is in flight must
+reach that vendor too (the soak found it did not; see test_crash_loop.py).
 """
 
 from __future__ import annotations
