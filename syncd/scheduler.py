@@ -663,9 +663,22 @@ class Scheduler:
                 return
             if job == "push" and not state.pulled_once:
                 return  # its own records are not linked yet: a create could duplicate one
-            if job == "reconcile" and (not state.pulled_once or not await self._due(scope)):
+            if job == "reconcile" and not state.pulled_once:
                 return
-            if await self._paused(ref):
+            try:
+                if job == "reconcile" and not await self._due(scope):
+                    return
+                if await self._paused(ref):
+                    return
+            except Exception as exc:
+                # The store cannot be asked (a database outage): the run cannot start.
+                # The account is unavailable until a run succeeds; no traceback per run.
+                problem = f"{type(exc).__name__}: {exc}"
+                if state.healthy or state.problem != problem:
+                    log.warning("job_not_started", account=name, job=job, error=problem)
+                self._unhealthy(state, None, problem)
+                self._count(name, job, None, "crashed")
+                outcome = "crashed"
                 return
             outcome = await self._execute(state, ref, scope, job)
         except asyncio.CancelledError:

@@ -25,7 +25,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.engine import make_url
 
 from syncd.sandbox.base import SandboxOptions
@@ -213,18 +212,6 @@ class _Unreachable:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/scheduler.py Scheduler._run: the job's pre-checks `await self._paused(ref)` "
-        "(and `self._due(scope)` for reconcile) query the database outside _execute's "
-        "`except Exception`, so while the database is unreachable every pull/push run raises "
-        'out of _run into APScheduler, which logs \'Job "pull <account> ..." raised an '
-        "exception' at ERROR with a full traceback on every run, and the account is not "
-        "marked unhealthy (no vendor_unavailable; seen in test_syncd_run_rides_out_a_"
-        "database_outage's log)"
-    ),
-)
 async def test_a_run_that_cannot_reach_the_database_is_handled_by_the_scheduler(
     sqlite_db: str,
 ) -> None:
