@@ -52,7 +52,6 @@ from tests.daemon.process import (
 from tests.integration.helpers import (
     Held,
     Token,
-    attribute,
     held_contacts,
     human_edit,
     seed_contact,
@@ -111,6 +110,7 @@ class Rig:
     processes: list[Syncd] = field(default_factory=list)
     world: dict[VendorName, list[SeedContact]] = field(default_factory=dict)
     edits: dict[str, str] = field(default_factory=dict)  # world key -> latest phone set
+    _index: tuple[int, dict[str, frozenset[Token]], dict[Token, set[str]]] | None = None
 
     def __post_init__(self) -> None:
         seeded = generate_world(self.options)
@@ -145,6 +145,32 @@ class Rig:
 
     # --- what the vendors hold
 
+    def attribute(self, held: Sequence[Held]) -> tuple[dict[str, list[Held]], list[Held]]:
+        """As `tests.integration.helpers.attribute` (world key -> copies, unattributable),
+        through a token index: the worlds here have hundreds of contacts and this runs
+        on the event loop that also serves the sandbox."""
+        tokens, index = self._indexed()
+        by_key: dict[str, list[Held]] = {key: [] for key in tokens}
+        stray: list[Held] = []
+        for h in held:
+            keys = set().union(*(index.get(token, set()) for token in h.tokens))
+            if len(keys) == 1:
+                by_key[keys.pop()].append(h)
+            else:
+                stray.append(h)
+        return by_key, stray
+
+    def _indexed(self) -> tuple[dict[str, frozenset[Token]], dict[Token, set[str]]]:
+        size = sum(len(c) for c in self.world.values())
+        if self._index is None or self._index[0] != size:
+            tokens = self.tokens()
+            index: dict[Token, set[str]] = {}
+            for key, wanted in tokens.items():
+                for token in wanted:
+                    index.setdefault(token, set()).add(key)
+            self._index = (size, tokens, index)
+        return self._index[1], self._index[2]
+
     def tokens(self) -> dict[str, frozenset[Token]]:
         """World key -> identity tokens of every seeded copy of that contact."""
         found: dict[str, set[Token]] = {}
@@ -166,11 +192,11 @@ class Rig:
 
     def union_problems(self) -> list[str]:
         """Duplicates, missing and unattributable contacts, per vendor (empty: all good)."""
-        tokens = self.tokens()
+        tokens, _ = self._indexed()
         problems: list[str] = []
         for vendor in self.vendors:
             held = held_contacts(self.handle.emulators[vendor])
-            by_key, stray = attribute(held, tokens)
+            by_key, stray = self.attribute(held)
             missing = sorted(key for key, copies in by_key.items() if not copies)
             doubled = {key: [h.id for h in c] for key, c in by_key.items() if len(c) > 1}
             if missing:
@@ -185,10 +211,7 @@ class Rig:
 
     def held_by_key(self) -> dict[VendorName, dict[str, list[Held]]]:
         """Per vendor: world key -> the copies it holds of that contact."""
-        tokens = self.tokens()
-        return {
-            v: attribute(held_contacts(self.handle.emulators[v]), tokens)[0] for v in self.vendors
-        }
+        return {v: self.attribute(held_contacts(self.handle.emulators[v]))[0] for v in self.vendors}
 
     def country(self, key: str) -> str:
         for contacts in self.world.values():
@@ -210,7 +233,7 @@ class Rig:
     def edit_phone(self, vendor: VendorName, key: str, phone: str) -> None:
         """A user of ``vendor`` changes contact ``key``'s phone number."""
         emulator = self.handle.emulators[vendor]
-        by_key, _ = attribute(held_contacts(emulator), self.tokens())
+        by_key, _ = self.attribute(held_contacts(emulator))
         copies = by_key[key]
         assert len(copies) == 1, f"{vendor} holds {len(copies)} copies of {key}"
         human_edit(emulator, copies[0], "phone", phone)
@@ -387,6 +410,7 @@ async def converge(r: Rig, daemon: Syncd, *, within: float, what: str) -> float:
         within=within,
         what=what,
         state=lambda: {"counts": r.counts(), "missing edits": r.missing_edits()[:5]},
+        every=0.5,
     )
     if stuck.stuck:
         lost_edits_fail(r)
