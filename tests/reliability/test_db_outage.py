@@ -33,7 +33,7 @@ from syncd.store.migrate import aupgrade
 from tests.daemon.helpers import running_scheduler
 from tests.daemon.process import free_port
 from tests.engine.helpers import org, vendor
-from tests.reliability.procs import Rig, converge, long_run, rig, wait_until
+from tests.reliability.procs import Rig, assert_nothing_dead, converge, long_run, rig, wait_until
 
 LONG = long_run()
 OUTAGE_SECONDS = 30.0 if LONG else 9.0
@@ -185,8 +185,7 @@ async def test_syncd_run_rides_out_a_database_outage(postgres_url: str, tmp_path
             assert all(s == 503 for t, s in ready if t >= first_503), ready
             assert r.union_problems() == []
             assert r.missing_edits() == []
-            outbox = await r.outbox()
-            assert outbox is not None and outbox.get("dead", 0) == 0, outbox
+            await assert_nothing_dead(r)
     finally:
         await proxy.close()
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from syncd.sandbox.base import FAULT_KINDS, SandboxOptions
-from tests.reliability.procs import Rig, converge, long_run, rig, wait_until
+from tests.reliability.procs import Rig, assert_nothing_dead, converge, long_run, rig, wait_until
 
 FAULT_RATE = 0.15
 ALL_KINDS = tuple(k for k in FAULT_KINDS if k != "slow")
@@ -105,5 +105,4 @@ async def test_syncd_run_under_faults_loses_nothing_and_duplicates_nothing(
         # Zero duplicates, zero lost edits, nothing dead-lettered.
         assert r.union_problems() == []
         assert r.missing_edits() == []
-        outbox = await r.outbox()
-        assert outbox is not None and outbox.get("dead", 0) == 0, outbox
+        await assert_nothing_dead(r)
