@@ -29,8 +29,10 @@ from sqlalchemy.ext.asyncio import (
 
 from syncd.adapters.base import VendorAdapter
 from syncd.adapters.ratelimit import budget_for
-from syncd.adapters.registry import create_adapter
-from syncd.runner import Engine
+from syncd.adapters.registry import create_adapter, vendor_capabilities
+from syncd.core.policy import invoice_direction_problems
+from syncd.errors import ConfigError, Problem
+from syncd.runner import Engine, flow_owners
 from syncd.settings import AccountSettings, Settings
 from syncd.store import migrate, repos
 from syncd.store.db import create_engine, create_sessionmaker
@@ -124,6 +126,31 @@ class Runtime:
     engine: Engine
     counter: CallCounter
     account_ids: dict[str, int] = field(default_factory=dict)
+
+
+def check_directions(settings: Settings) -> None:
+    """Refuse flows the vendors cannot carry out (``ConfigError`` with every problem).
+
+    Today: an invoice flow that would create invoices in a vendor that takes no invoice
+    lines through its API (Simplicate), because another account owns the lines.
+    """
+    problems: list[Problem] = []
+    for w, workspace in enumerate(settings.workspaces):
+        vendors = {a.name: a.vendor for a in workspace.accounts}
+        for f, flow in enumerate(workspace.flows):
+            if flow.resource != "invoices":
+                continue
+            takes_lines: dict[str, tuple[str, bool]] = {}
+            for name in flow.accounts:
+                capabilities = vendor_capabilities(vendors.get(name, ""))
+                if capabilities is not None:
+                    writable = capabilities.writable_fields.get("invoices", frozenset())
+                    takes_lines[name] = (vendors[name], "lines" in writable)
+            owners = flow_owners(workspace, flow)
+            for _account, message in invoice_direction_problems(owners, takes_lines):
+                problems.append(Problem(f"workspace[{w}].flow[{f}]", message))
+    if problems:
+        raise ConfigError(problems)
 
 
 def select_accounts(

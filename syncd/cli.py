@@ -47,11 +47,14 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _load(ctx: click.Context) -> Settings:
     """Load the settings named by the global --config option, or exit 2 with every problem."""
+    from syncd.app import check_directions
     from syncd.settings import load_settings
 
     path = resolve_config_path(ctx.obj.get("config"))
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        check_directions(settings)
+        return settings
     except ConfigError as exc:
         click.echo(f"syncd: {path}: {len(exc.problems)} problem(s) in the configuration:", err=True)
         for problem in exc.problems:

@@ -93,7 +93,7 @@ from syncd.errors import (
     SkipRecord,
     Uncertain,
 )
-from syncd.settings import Settings
+from syncd.settings import FlowSettings, Settings, WorkspaceSettings
 from syncd.store import repos
 from syncd.store import tables as t
 
@@ -113,6 +113,21 @@ VENDOR_ROLES: Mapping[str, InvoiceRole] = {
     "simplbooks": "books",
 }
 RETRY_QUARANTINE = 50  # records waiting for their contact/invoice, read again per pull
+
+
+def flow_owners(workspace: WorkspaceSettings, flow: FlowSettings) -> dict[str, str]:
+    """A flow's field owners: the configured ones, and for invoices the default split."""
+    owners = dict(flow.owner)
+    if flow.resource != "invoices":
+        return owners
+    vendors = {a.name: a.vendor for a in workspace.accounts}
+    roles = {
+        name: VENDOR_ROLES[vendors[name]]
+        for name in flow.accounts
+        if vendors.get(name) in VENDOR_ROLES
+    }
+    return default_invoice_owners(roles, owners)
+
 
 # Fields each vendor numbers for itself (a customer number is "1001" in one system and
 # "C-17" in another, and unique in each): kept per link, never merged or written across.
@@ -266,17 +281,7 @@ class Engine:
                 resources: tuple[Resource, ...] = (
                     ("contacts",) if flow.resource == "contacts" else ("invoices", "payments")
                 )
-                owners = dict(flow.owner)
-                if flow.resource == "invoices":
-                    vendors = {a.name: a.vendor for a in workspace.accounts}
-                    owners = default_invoice_owners(
-                        {
-                            name: VENDOR_ROLES[vendors[name]]
-                            for name in flow.accounts
-                            if vendors.get(name) in VENDOR_ROLES
-                        },
-                        owners,
-                    )
+                owners = flow_owners(workspace, flow)
                 for resource in resources:
                     runtime = Flow(
                         resource=resource,
@@ -942,6 +947,7 @@ class Engine:
                 removal.state = "done"
                 removal.last_error = f"cancelled: the record was restored ({decision.reason})"
         canonical = await repos.entity_fields(s, resource, entity)
+        canonical = dict(await self._learn_kind(s, ctx, resource, entity, canonical, incoming))
         conflicts = await repos.open_conflicts(s, resource, entity.id)
         result = merge(
             account=ctx.name,
@@ -1099,9 +1105,7 @@ class Engine:
     def _kind_blind(self) -> frozenset[int]:
         """Accounts whose vendor cannot store a contact's kind (person or organization)."""
         return frozenset(
-            ctx.id
-            for ctx in self.accounts.values()
-            if "kind" not in ctx.adapter.capabilities.writable_fields.get("contacts", frozenset())
+            ctx.id for ctx in self.accounts.values() if not ctx.adapter.capabilities.contact_kinds
         )
 
     def _synced_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
@@ -1885,6 +1889,52 @@ class Engine:
                 await self._plan(s, workspace_id, resource, canonical_id, None, held=())
             elif decision.outcome == "recreate" and canonical is not None:
                 await self._plan(s, workspace_id, resource, canonical_id, canonical, held=())
+
+    async def _learn_kind(
+        self,
+        s: AsyncSession,
+        ctx: AccountContext,
+        resource: Resource,
+        entity: repos.Entity,
+        canonical: Mapping[str, Any],
+        incoming: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        """A contact's kind, first learnt from an account that can store it.
+
+        An entity made from a record of a vendor without persons (SimplBooks) is an
+        organization only because that vendor says so of every client. The first account
+        that can tell persons from organizations settles it; after that the kind merges
+        like any field.
+        """
+        kind = incoming.get("kind")
+        blind = self._kind_blind
+        if resource != "contacts" or ctx.id in blind or kind is None:
+            return canonical
+        if canonical.get("kind") == kind:
+            return canonical
+        others = [
+            link
+            for link in await repos.links_of_entity(s, resource, entity.id)
+            if link.account_id != ctx.id
+        ]
+        if not others or any(link.account_id not in blind for link in others):
+            return canonical
+        learnt = {**canonical, "kind": kind}
+        await repos.write_entity(s, resource, entity, learnt)
+        entity.updated_at = self.clock()
+        await self._audit(
+            s,
+            ctx,
+            entity.workspace_id,
+            resource,
+            entity.id,
+            "kind",
+            canonical.get("kind"),
+            kind,
+            f"kind learnt from {ctx.name}: the accounts that held it so far cannot store "
+            "a contact's kind",
+        )
+        return learnt
 
     async def _holders(self, s: AsyncSession, resource: str, canonical_id: int) -> set[str]:
         """Names of the accounts that hold a linked copy of a canonical record."""

@@ -180,6 +180,9 @@ class Capabilities:
     # Whether an invoice can wait here as an unnumbered draft (False: every invoice
     # created is final, so a draft from elsewhere is not created until it is finalised).
     invoice_drafts: bool = True
+    # Whether the vendor tells persons from organizations (False: every contact reads as
+    # one kind, so the kind it reports says nothing).
+    contact_kinds: bool = True
 
 
 @runtime_checkable

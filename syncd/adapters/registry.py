@@ -15,12 +15,19 @@ from typing import Protocol
 
 import aiohttp
 
-from syncd.adapters.base import VendorAdapter
+from syncd.adapters.base import Capabilities, VendorAdapter
 from syncd.adapters.http import RateBudget
 from syncd.errors import ConfigError, Problem
 from syncd.settings import AccountSettings
 
-__all__ = ["FACTORIES", "AdapterFactory", "create_adapter", "load_factory", "vendors"]
+__all__ = [
+    "FACTORIES",
+    "AdapterFactory",
+    "create_adapter",
+    "load_factory",
+    "vendor_capabilities",
+    "vendors",
+]
 
 FACTORIES: Mapping[str, str] = MappingProxyType(
     {
@@ -84,6 +91,25 @@ def load_factory(
     if not callable(factory):
         raise TypeError(f"{module_name} has no callable {attribute or 'create_adapter'}")
     return factory  # type: ignore[no-any-return]
+
+
+def vendor_capabilities(
+    vendor: str, *, factories: Mapping[str, str] | None = None
+) -> Capabilities | None:
+    """The fixed capabilities a vendor package declares (``CAPABILITIES``), if it does.
+
+    A vendor whose capabilities depend on the instance (the in-memory fake) has none.
+    """
+    known = FACTORIES if factories is None else factories
+    target = known.get(vendor)
+    if target is None:
+        return None
+    try:
+        module = importlib.import_module(target.partition(":")[0])
+    except ModuleNotFoundError:
+        return None
+    found = getattr(module, "CAPABILITIES", None)
+    return found if isinstance(found, Capabilities) else None
 
 
 def create_adapter(

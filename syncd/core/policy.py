@@ -285,6 +285,15 @@ def _newest(conflict: FieldConflict, label: str, prefix: str = "") -> Resolution
             f"{prefix}newest: {other} changed {name} at {_clock(theirs_at, ours_at)}, "
             f"after {ours} at {_clock(ours_at, theirs_at)}",
         )
+    if ours_at is None and theirs_at is not None and conflict.base is MISSING:
+        # A copy never agreed before (a first match) from a vendor without change times
+        # is no evidence of a newer value; the current one has a known change time.
+        return _current(
+            conflict,
+            label,
+            f"{prefix}newest: {ours}'s copy was never agreed and has no change time; "
+            f"{other}'s value of {_clock(theirs_at, None)} stays",
+        )
     if ours_at is not None and ours_at == theirs_at:
         why = f"both changed {name} at {_clock(ours_at, None)}"
     else:
@@ -376,6 +385,34 @@ def default_invoice_owners(
         for key in _BOOKS_OWNS:
             owners.setdefault(key, books[0])
     return owners
+
+
+def invoice_direction_problems(
+    owners: Mapping[str, str], takes_lines: Mapping[str, tuple[str, bool]]
+) -> list[tuple[str, str]]:
+    """Accounts an invoice flow would create invoices in although their vendor cannot.
+
+    ``owners`` are the flow's owners after defaults; ``takes_lines`` maps each account
+    of the flow to its vendor and whether that vendor accepts invoice lines through its
+    API. Invoices are created from the owner of their lines into every other account (or
+    every way when nobody owns them), so each of those must take lines. Returns
+    ``(account, message)`` pairs, in the order of ``takes_lines``.
+    """
+    origin = origin_owner("invoices", owners)
+    problems: list[tuple[str, str]] = []
+    for account, (vendor, lines) in takes_lines.items():
+        if account == origin or lines:
+            continue
+        source = f"from {origin}" if origin else "from the other accounts (no account owns lines)"
+        problems.append(
+            (
+                account,
+                f"invoices would be created in {account} {source}, but {vendor} takes no "
+                f'invoice lines through its API: set owner.lines = "{account}" or leave '
+                f"{account} out of this flow",
+            )
+        )
+    return problems
 
 
 def origin_owner(resource: Resource, owners: Mapping[str, str]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -253,6 +254,27 @@ def test_newest_ties_and_unknown_times_go_to_the_account_named_first(
     assert (swapped.outcome, swapped.winner) == ("incoming", "acme-books")
 
 
+def test_newest_a_never_agreed_copy_without_a_time_does_not_beat_a_timed_value() -> None:
+    # A first match: a snapshot vendor's copy (no change time) meets a value a user set
+    # elsewhere at a known time. The copy may be years old: the timed value stays.
+    first_match = dataclasses.replace(
+        conflict(account="acme-books", current_account="acme-crm", current_at=at(9, 30)),
+        base=MISSING,
+    )
+    got = resolve(first_match, Newest())
+    assert (got.outcome, got.winner) == ("current", "acme-crm")
+    assert got.reason == (
+        "newest: acme-books's copy was never agreed and has no change time; "
+        "acme-crm's value of 2024-05-01 09:30:00 UTC stays"
+    )
+    # Once agreed, a change without a time is a change: the account names decide.
+    agreed = resolve(
+        conflict(account="acme-books", current_account="acme-crm", current_at=at(9, 30)),
+        Newest(),
+    )
+    assert (agreed.outcome, agreed.winner) == ("incoming", "acme-books")
+
+
 def test_newest_keeps_the_current_value_when_its_account_is_unknown_and_times_tie() -> None:
     got = resolve(conflict(incoming_at=at(10, 0), current_account=None, current_at=None), Newest())
     assert (got.outcome, got.winner, got.value) == ("current", None, "other@acme.nl")
@@ -407,3 +429,21 @@ def test_default_invoice_owners_keep_configured_keys_and_need_one_per_role() -> 
     two_crms = default_invoice_owners({"a": "crm", "c": "crm", "b": "books"}, {})
     assert "lines" not in two_crms and two_crms["status"] == "b"
     assert default_invoice_owners({}, {}) == {}
+
+
+def test_invoices_are_never_planned_into_a_vendor_that_takes_no_lines() -> None:
+    from syncd.core.policy import invoice_direction_problems
+
+    accounts = {"crm": ("simplicate", False), "books": ("moneybird", True)}
+    # The default: the CRM owns the lines, invoices go from it into bookkeeping.
+    assert invoice_direction_problems({"lines": "crm"}, accounts) == []
+    # Bookkeeping owning the lines would create invoices in Simplicate.
+    ((account, message),) = invoice_direction_problems({"lines": "books"}, accounts)
+    assert account == "crm"
+    assert message == (
+        "invoices would be created in crm from books, but simplicate takes no invoice "
+        'lines through its API: set owner.lines = "crm" or leave crm out of this flow'
+    )
+    # Nobody owning the lines creates invoices every way.
+    ((_, every_way),) = invoice_direction_problems({}, accounts)
+    assert "from the other accounts (no account owns lines)" in every_way

@@ -30,14 +30,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import sqlalchemy as sa
 
 from syncd.core.model import normalise_phone
 from syncd.sandbox.base import VENDORS, SandboxOptions, SeedContact, VendorName
 from syncd.sandbox.seed import generate_world
 from syncd.sandbox.testing import SandboxHandle, running_sandbox
-from syncd.store import tables as t
-from syncd.store.db import create_engine
 from syncd.webhooks import (
     SYNCD_DELIVERY_HEADER,
     SYNCD_SIGNATURE_HEADER,
@@ -64,31 +61,6 @@ from tests.integration.helpers import (
 LONG_ENV = "SYNCD_LONG_RELIABILITY"
 HOOK_SECRET = "reliability-webhook-secret-0008"
 WORKSPACE = "rel"
-
-
-KINDLESS_FIRST_BUG = (
-    "syncd/adapters/simplicate/adapter.py ContactsResource.update refuses every update "
-    "of a record whose collection differs from the canonical kind ('Simplicate cannot turn "
-    "person:... into a organization', SkipRecord, dead-lettered at once) even when the "
-    "fields to write (e.g. country, phone) do not include the kind; and the canonical kind "
-    "is 'organization' whenever a vendor without persons (SimplBooks, Perfex) was pulled "
-    "first and the Simplicate person was matched to it later, since a match keeps the "
-    "kind. Order-dependent: a restart after a kill reorders the first pulls. Seen in the "
-    "long crash loop (canonical 'Daan Hoekstra': new record from rel-simplbooks, then "
-    "matched rel-simplicate person:..., then its update dead)"
-)
-
-
-UNKNOWN_TIME_LOSES_EDIT_BUG = (
-    "syncd/core/policy.py _newest (via the merge of a first match): when a snapshot "
-    "vendor's copy (Perfex, SimplBooks: no change times) is first matched to a contact "
-    "whose field a user just edited elsewhere, its stale value counts as a conflicting "
-    "change and, both times not being known, the account whose name sorts first wins "
-    "('newest: no change time for rel-perfex; rel-perfex wins (account names in order)'), "
-    "so the seeded old value overwrites the fresh edit everywhere, the edited vendor "
-    "included. Seen in the fault soak (audit: 'rel-simplicate changed phone' at "
-    "15:16:06.49, then at .77 'rel-perfex phone +31207000000 -> +31245553872')"
-)
 
 
 def long_run() -> bool:
@@ -411,53 +383,19 @@ class Stuck:
 
 
 async def assert_nothing_dead(r: Rig) -> None:
-    """No dead-lettered write; dead letters that are all KINDLESS_FIRST_BUG make an
-    expected failure instead."""
+    """No dead-lettered write."""
     outbox = await r.outbox()
     assert outbox is not None
-    if outbox.get("dead", 0) == 0:
-        return
     errors = [str(e.get("error")) for e in r.events("write_dead_lettered")]
-    assert errors and all("Simplicate cannot turn person:" in e for e in errors), errors
-    print(f"\nknown bug: {len(errors)} dead letters: {errors}")
-    pytest.xfail(f"{KINDLESS_FIRST_BUG}; this run: {errors}")
-
-
-async def overruled_by_unknown_time(r: Rig, keys: set[str]) -> set[str]:
-    """Which of ``keys`` lost their edit to UNKNOWN_TIME_LOSES_EDIT_BUG, by the audit: the
-    edited phone was taken, then replaced under 'newest: no change time for ...'."""
-    wanted = {normalise_phone(r.edits[k], r.country(k)): k for k in keys}
-    db = create_engine(r.db_url)
-    try:
-        async with db.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(t.Audit.canonical_id, t.Audit.old, t.Audit.new, t.Audit.reason)
-                    .where(t.Audit.field == "phone")
-                    .order_by(t.Audit.id)
-                )
-            ).all()
-    finally:
-        await db.dispose()
-    explained = set()
-    for row in rows:
-        old = row.old  # a Json column: already decoded
-        if isinstance(old, str) and old in wanted and "no change time for" in (row.reason or ""):
-            explained.add(wanted[old])
-    return explained
+    assert outbox.get("dead", 0) == 0, f"dead-lettered writes: {errors}"
 
 
 async def lost_edits_fail(r: Rig) -> None:
-    """Edits are missing for good with nothing left to write: fail, naming each copy;
-    an expected failure if each lost edit is UNKNOWN_TIME_LOSES_EDIT_BUG's doing."""
+    """Edits are missing for good with nothing left to write: fail, naming each copy."""
     lacking = r.lacking_edits()
     detail = ", ".join(f"{k} in {v} (id {i}) holds {p}" for k, v, i, p in lacking)
     assert r.union_problems() == []
     assert lacking, "stuck, yet no copy lacks an edit"
-    keys = {k for k, _, _, _ in lacking}
-    if await overruled_by_unknown_time(r, keys) == keys:
-        print(f"\nknown bug: {detail}")
-        pytest.xfail(f"{UNKNOWN_TIME_LOSES_EDIT_BUG}; this run: {detail}")
     pytest.fail(f"edits lost: {detail}")
 
 

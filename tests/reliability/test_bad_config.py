@@ -54,6 +54,10 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         1,
         ["workspace[0].flow[0].owner.lines: owner 'acme-elsewhere' is not an account of this flow (members: acme-crm, acme-books)"],
     ),
+    "lines_into_simplicate.toml": (
+        1,
+        ['workspace[0].flow[0]: invoices would be created in acme-crm from acme-books, but simplicate takes no invoice lines through its API: set owner.lines = "acme-crm" or leave acme-crm out of this flow'],
+    ),
     "insecure_http.toml": (
         1,
         ["workspace[0].account[0].base_url: http:// is refused; use https://, or set allow_insecure_http = true"],

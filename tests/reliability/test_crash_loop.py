@@ -19,8 +19,8 @@ vendor was in flight, or left unsettled by a kill, never reached that vendor; th
 in-process tests at the end reproduce both windows (fixed in Engine._after_create,
 _settle and _adopt_owned). The long version also found a person that SimplBooks (no
 persons) brought in first, then matched to a Simplicate person, whose updates to
-Simplicate are dead-lettered (KINDLESS_FIRST_BUG in procs.py; reproduced by the strict
-xfail at the end; a run whose only dead letters are these ends as an expected failure).
+Simplicate were dead-lettered (the kind is now learnt from the first account that can
+tell; reproduced by the last in-process test).
 
 Short version: 36 companies (144 records in the four vendors at the end, ~100 of them
 written by syncd), 2 kills in the initial sync and 1 during edits.
@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import delete, select, update
 
 from syncd.core.model import normalise_phone
@@ -52,7 +51,6 @@ from tests.integration.helpers import (
     seeds_of,
 )
 from tests.reliability.procs import (
-    KINDLESS_FIRST_BUG,
     Rig,
     assert_nothing_dead,
     converge,
@@ -254,7 +252,6 @@ async def test_an_edit_made_while_a_killed_create_was_unsettled_reaches_that_ven
         assert normalise_phone(find_held(simplicate, email=email).phone, "NL") == "+31207000101"
 
 
-@pytest.mark.xfail(strict=True, reason=KINDLESS_FIRST_BUG)
 async def test_a_person_first_seen_in_a_vendor_without_persons_can_be_updated_in_simplicate(
     sqlite_db: str,
 ) -> None:

@@ -18,11 +18,10 @@ drop answers to committed creates and updates often enough whatever the random d
 An edit made while syncd's create of that contact in another vendor is in flight must
 reach that vendor too (the soak found it did not; see test_crash_loop.py).
 
-Known bug (UNKNOWN_TIME_LOSES_EDIT_BUG in procs.py, reproduced in process by the strict
-xfail at the end): an edit made just before syncd first matches a Perfex or SimplBooks
-copy of that contact is overwritten by that copy's stale value. The edits of the first
-round race the initial sync, so some runs meet it; such a run ends as an expected
-failure when the audit shows each lost edit overruled that way, and fails otherwise.
+The soak also found that an edit made just before syncd first matches a Perfex or
+SimplBooks copy of that contact was overwritten by that copy's stale value (a copy
+without change times that was never agreed is no evidence of a newer value; fixed in
+core.policy `newest`); the in-process test at the end reproduces it.
 """
 
 from __future__ import annotations
@@ -31,13 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from syncd.core.model import normalise_phone
 from syncd.sandbox.base import FAULT_KINDS, SandboxOptions
 from tests.integration.helpers import find_held, human_edit, open_sync, seed_contact, seeds_of
 from tests.reliability.procs import (
-    UNKNOWN_TIME_LOSES_EDIT_BUG,
     Rig,
     assert_nothing_dead,
     converge,
@@ -127,7 +123,6 @@ async def test_syncd_run_under_faults_loses_nothing_and_duplicates_nothing(
         await assert_nothing_dead(r)
 
 
-@pytest.mark.xfail(strict=True, reason=UNKNOWN_TIME_LOSES_EDIT_BUG)
 async def test_an_edit_made_before_a_snapshot_vendors_copy_is_matched_survives(
     sqlite_db: str,
 ) -> None:

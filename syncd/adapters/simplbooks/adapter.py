@@ -93,6 +93,8 @@ CAPABILITIES: Final = Capabilities(
     assigns_invoice_numbers=True,
     # No draft state: every invoice created is numbered and open (see the vendor notes).
     invoice_drafts=False,
+    # Every client is one kind of record: SimplBooks cannot say who is a person.
+    contact_kinds=False,
 )
 
 Clock = Callable[[], dt.datetime]
