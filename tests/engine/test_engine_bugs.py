@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -347,3 +348,161 @@ async def test_our_own_lost_archive_does_not_revive_the_contact(db_sessionmaker:
 
     assert "Acme" not in [c.name for c in crm.live("contacts").values() if isinstance(c, Contact)]
     assert by_name(books, "Acme")[1].archived
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "syncd/runner.py Engine._merge_into: when the linked entity is deleted and "
+        "decide_revival says stay_deleted because the incoming record is archived, the "
+        "account's queued archive (repos.active_removals, op 'archive', this account) is "
+        "left pending and push sends it to a record that is archived already: a wasted "
+        "write. Fix: in that stay_deleted branch, mark this account's pending archive of "
+        "the entity done (moot: the vendor holds it archived), as the revive branch does "
+        "for every removal. Found by the state machine (MOOT_ARCHIVES_SENT)."
+    ),
+)
+async def test_no_archive_sent_to_a_record_archived_there_already(db_sessionmaker: Maker) -> None:
+    crm = vendor("crm")
+    books = vendor("books", detection="snapshot", removal="archive")
+    crm.human_create("contacts", org("Acme"))
+    crm.human_create("contacts", org("Other"))
+    engine = make_engine(
+        db_sessionmaker, {"crm": crm, "books": books}, delete="propagate", max_delete_percent=100
+    )
+    await engine.once()
+    crm_id, _ = by_name(crm, "Acme")
+    books_id, _ = by_name(books, "Acme")
+    crm.human_delete("contacts", crm_id)
+    await engine.reconcile("crm")  # an archive is queued for books
+    books.human_edit("contacts", books_id, archived=True)  # a person archives it there too
+    await engine.pull("books")  # the deleted contact stays deleted: books agrees
+    writes = books.writes
+
+    await engine.once()
+
+    assert by_name(books, "Acme")[1].archived
+    assert books.writes == writes  # the queued archive is moot
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "syncd/core/plan.py decide_revival: an incoming record that is archived always "
+        "gives stay_deleted ('agrees with the deletion'), even when the person who "
+        "archived it also changed other fields the deleting account never had; the "
+        "deleted entity is not revived, the other accounts remove their copies and the "
+        "edit is lost (a modify should beat a delete). Fix: when incoming is archived, "
+        "still compute the changed carried fields other than 'archived' against base and "
+        "revive when there are any; only an archive with nothing else changed (our own "
+        "lost archive) stays deleted. Found by the state machine "
+        "(ARCHIVE_WITH_EDITS_STAYS_DELETED)."
+    ),
+)
+async def test_an_archive_with_other_edits_beats_a_deletion(db_sessionmaker: Maker) -> None:
+    crm, shop = vendor("crm"), vendor("shop")
+    crm.human_create("contacts", org("Acme", phone="+31201111111"))
+    crm.human_create("contacts", org("Other"))
+    engine = make_engine(
+        db_sessionmaker, {"crm": crm, "shop": shop}, delete="propagate", max_delete_percent=100
+    )
+    await engine.once()
+    crm_id, _ = by_name(crm, "Acme")
+    shop_id, _ = by_name(shop, "Acme")
+    # In shop a person changes the address and archives the company; meanwhile somebody
+    # deletes it in crm, and crm's deletion is seen first.
+    shop.human_edit("contacts", shop_id, address_line1="Straat 1", archived=True)
+    crm.human_delete("contacts", crm_id)
+    await engine.reconcile("crm")
+
+    await engine.once()
+    await engine.once()
+
+    # A modify beats a delete: the address crm never had keeps the company (archived).
+    for v in (crm, shop):
+        _, acme = by_name(v, "Acme")
+        assert acme.address_line1 == "Straat 1"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "syncd/runner.py Engine._review_hold only holds a create in an account for the "
+        "entities that are candidates of an open match review there. An entity made "
+        "after the review was opened (the same company, typed into another vendor "
+        "without the shared e-mail address) is no candidate, so it is created in the "
+        "account whose own record of it still waits in the review: that vendor holds it "
+        "twice, and once the review is rejected _link_or_match finds the new copy "
+        "already linked there, matches nothing and makes a second entity. Fix: hold a "
+        "create in an account while an open review there has an incoming record the "
+        "new entity would match (or add the new entity to that review as a candidate "
+        "when it is made). Found by the state machine (REVIEW_MISSES_NEW_ENTITIES)."
+    ),
+)
+async def test_a_company_waiting_in_review_is_not_created_there_from_elsewhere(
+    db_sessionmaker: Maker,
+) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    books.human_create(
+        "contacts", org("Bouw", vat_number="NL222222222B01", email="office@firm.example")
+    )
+    engine = make_engine(db_sessionmaker, {"crm": crm, "books": books})
+    await engine.once()
+    # A second company with the same name and mailbox: a review (is it the first one?).
+    books.human_create(
+        "contacts", org("Bouw", vat_number="NL333333333B01", email="office@firm.example")
+    )
+    await engine.pull("books")
+    # Meanwhile it is typed into crm without the mailbox, and syncs from there.
+    crm.human_create("contacts", org("BOUW BV", vat_number="NL 3333.33333.B01"))
+    await engine.once()
+    async with db_sessionmaker() as s:
+        reviews = list((await s.execute(select(t.MatchReview))).scalars())
+    for review in reviews:  # the only candidate is the other company
+        await engine.decide_match(review.id, accept=False)
+    await engine.once()
+    await engine.once()
+
+    async with db_sessionmaker() as s:
+        rows = await s.execute(
+            select(t.Contact).where(
+                t.Contact.vat_number == "NL333333333B01", t.Contact.deleted_at.is_(None)
+            )
+        )
+        assert len(list(rows.scalars())) == 1
+    assert len(_holding(books, "NL333333333B01")) == 1
+    assert len(_holding(crm, "NL333333333B01")) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "syncd/runner.py: when a deletion is decided (reconcile, decide_deletion -> "
+        "delete) and removals are queued, the entity's pending updates to those same "
+        "accounts stay pending, and push sends the update and then the removal: two "
+        "writes to a record that is being removed (for a delete vendor the update is "
+        "plainly wasted). Fix: when a removal is enqueued for an account, mark that "
+        "account's pending updates of the entity done (superseded by the removal). "
+        "Found by the state machine (MOOT_WRITES_TO_DELETED)."
+    ),
+)
+async def test_no_update_sent_before_a_removal_of_the_record(db_sessionmaker: Maker) -> None:
+    crm = vendor("crm", removal="archive")
+    shop = vendor("shop")
+    crm.human_create("contacts", org("Acme"))
+    crm.human_create("contacts", org("Other"))
+    engine = make_engine(
+        db_sessionmaker, {"crm": crm, "shop": shop}, delete="propagate", max_delete_percent=100
+    )
+    await engine.once()
+    shop_id, _ = by_name(shop, "Acme")
+    shop.human_edit("contacts", shop_id, email="new@acme.example")
+    await engine.pull("shop")  # an update is queued for crm
+    shop.human_delete("contacts", shop_id)
+    await engine.reconcile("shop")  # and then an archive
+    writes = crm.writes
+
+    await engine.once()
+
+    assert by_name(crm, "Acme")[1].archived
+    assert crm.writes == writes + 1  # the archive alone
