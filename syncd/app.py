@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -179,17 +180,29 @@ def select_accounts(
 async def ensure_accounts(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
 ) -> dict[str, int]:
-    """Mirror workspaces and accounts into the store; their database ids by account name."""
-    ids: dict[str, int] = {}
-    async with sessionmaker() as session, session.begin():
-        for workspace in settings.workspaces:
-            ws = await repos.ensure_workspace(session, workspace.name)
-            for account in workspace.accounts:
-                row = await repos.ensure_account(
-                    session, workspace_id=ws.id, name=account.name, vendor=account.vendor
-                )
-                ids[account.name] = row.id
-    return ids
+    """Mirror workspaces and accounts into the store; their database ids by account name.
+
+    Instances that start together (scale-out) may both find a row missing and insert it:
+    the one that loses meets the unique constraint, and simply reads again what the
+    other committed.
+    """
+    for attempt in range(3):
+        ids: dict[str, int] = {}
+        try:
+            async with sessionmaker() as session, session.begin():
+                for workspace in settings.workspaces:
+                    ws = await repos.ensure_workspace(session, workspace.name)
+                    for account in workspace.accounts:
+                        row = await repos.ensure_account(
+                            session, workspace_id=ws.id, name=account.name, vendor=account.vendor
+                        )
+                        ids[account.name] = row.id
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            continue
+        return ids
+    raise AssertionError("unreachable")
 
 
 def build_adapters(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,31 @@ async def test_the_engine_writes_nothing_for_an_account_whose_lease_was_lost(
     with write_scope(second.scope("crm")):
         stats = await engine.pull("crm")
     assert stats.errors == [] and stats.new_entities == 1
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+async def test_instances_starting_together_mirror_the_accounts_once(
+    migrated_db: AsyncEngine,
+) -> None:
+    # Two instances (two engines, two connection pools) race to insert the same missing
+    # workspace and accounts: one wins, the other reads what the winner committed.
+    from syncd.store.db import create_engine
+
+    settings = settings_for(["crm", "books", "shop"])
+    other = create_engine(migrated_db.url.render_as_string(hide_password=False))
+    try:
+        results = await asyncio.gather(
+            *(
+                ensure_accounts(create_sessionmaker(db), settings)
+                for db in (migrated_db, other)
+                for _ in range(3)
+            )
+        )
+        assert all(ids == results[0] for ids in results)
+        first = results[0]
+        assert sorted(first) == ["books", "crm", "shop"]
+    finally:
+        await other.dispose()
+    async with create_sessionmaker(migrated_db)() as s:
+        assert (await s.execute(select(func.count()).select_from(t.Account))).scalar_one() == 3
+        assert (await s.execute(select(func.count()).select_from(t.Workspace))).scalar_one() == 1
