@@ -1444,6 +1444,10 @@ class Engine:
                     return
             external_id = None if link is None else link.external_id
             base = None if link is None else dict(link.base)
+            if op == "create":
+                # What the create carries, so that a change made while it is on its way
+                # (or unsettled after a crash) is seen once it is linked.
+                row.fields = {**row.fields, "sent": dict(fields)}
             if op == "update" and base is not None:
                 # Only what the account does not hold yet: a later merge in the same pass
                 # may have given a field back the value the account already has.
@@ -1524,7 +1528,8 @@ class Engine:
             # one still to come (it would fold a newer edit into it and send nothing).
             row.state = "done"
             row.last_error = None
-            await self._link_created(s, ctx, resource, row.canonical_id, record)
+            sent = row.fields.get("sent")
+            await self._link_created(s, ctx, resource, row.canonical_id, record, sent=sent)
 
     async def _link_created(
         self,
@@ -1533,7 +1538,10 @@ class Engine:
         resource: Resource,
         canonical_id: int,
         record: VendorRecord,
+        *,
+        sent: Mapping[str, Any] | None = None,
     ) -> None:
+        """Link the record a create made; ``sent``: the canonical fields the create sent."""
         try:
             written = await self._inbound(s, ctx, resource, record.value)
         except SkipRecord:
@@ -1578,7 +1586,7 @@ class Engine:
             record.external_id,
             f"created in {ctx.name} as {record.external_id}",
         )
-        await self._adopt_owned(s, ctx, resource, entity, written)
+        await self._adopt_owned(s, ctx, resource, entity, written, sent)
 
     async def _adopt_owned(
         self,
@@ -1587,6 +1595,7 @@ class Engine:
         resource: Resource,
         entity: repos.Entity | None,
         written: Mapping[str, Any],
+        sent: Mapping[str, Any] | None = None,
     ) -> None:
         """Take into the canonical record what the vendor decided itself while creating.
 
@@ -1623,7 +1632,11 @@ class Engine:
                     value,
                     f"owner: {ctx.name} set {name} when it created the record",
                 )
-        elif not pending_fields(merged, self._target(ctx, resource, base=dict(written))):
+        elif sent is None or not pending_fields(
+            merged, self._target(ctx, resource, base=dict(sent))
+        ):
+            # Nothing changed since the create was sent (a field the vendor keeps its
+            # own way, such as a payment method it assigns, is no change of ours).
             return
         # Either the vendor decided something the others need, or the canonical record
         # changed while the create was on its way (or unsettled after a crash): planning
@@ -1731,7 +1744,8 @@ class Engine:
                 if found is not None:
                     row.state = "done"  # before _link_created plans (see _after_create)
                     row.last_error = None
-                    await self._link_created(s, ctx, res, row.canonical_id, found)
+                    sent = row.fields.get("sent")
+                    await self._link_created(s, ctx, res, row.canonical_id, found, sent=sent)
                     stats.created += 1
                     log.info(
                         "uncertain_create_found", outbox_id=row_id, external_id=found.external_id
