@@ -930,6 +930,12 @@ class Engine:
             if decision.outcome == "stay_deleted":
                 link.base = dict(incoming)
                 link.base_fingerprint = fields_fingerprint(incoming)
+                if incoming.get("archived") is True:
+                    # Held archived there already: a removal still queued for it is moot.
+                    for removal in await repos.active_removals(s, resource, entity.id):
+                        if removal.account_id == ctx.id and removal.state in ("pending", "failed"):
+                            removal.state = "done"
+                            removal.last_error = f"moot: {ctx.name} holds it archived already"
                 return
             entity.deleted_at = None
             await self._audit(
@@ -1184,16 +1190,47 @@ class Engine:
             return action
         target = self.accounts[action.account]
         waiting = await repos.open_review_candidates(s, target.id, action.resource)
-        if canonical_id not in waiting:
+        review_id = waiting.get(canonical_id)
+        if review_id is None and action.resource == "contacts":
+            # An entity made after the review opened is none of its candidates, yet the
+            # record waiting there may be this very company.
+            review_id = await self._waiting_record_matches(s, target, canonical_id)
+        if review_id is None:
             return action
         return Action(
             action.account,
             "skip",
             action.fields,
-            f"a record in {action.account} may be this one (match review {waiting[canonical_id]}); "
+            f"a record in {action.account} may be this one (match review {review_id}); "
             "nothing is created there until it is decided",
             action.resource,
         )
+
+    async def _waiting_record_matches(
+        self, s: AsyncSession, target: AccountContext, canonical_id: int
+    ) -> int | None:
+        """The open review in ``target`` whose waiting record may be this contact, if any."""
+        reviews = await repos.open_reviews(s, target.id, "contacts")
+        if not reviews:
+            return None
+        entity = await repos.load_entity(s, "contacts", canonical_id)
+        if entity is None:
+            return None
+        value = cast(Contact, await repos.entity_value(s, "contacts", entity))
+        linked = await repos.linked_accounts(s, "contacts", [canonical_id])
+        candidate = Candidate(canonical_id, value, linked[canonical_id])
+        for review in reviews:
+            for entry in review.candidates:
+                if not isinstance(entry, dict) or "incoming" not in entry:
+                    continue
+                waiting = repos.value_from_fields("contacts", entry["incoming"])
+                assert isinstance(waiting, Contact)
+                decision = match_contact(
+                    waiting, [candidate], account=target.id, kind_blind=self._kind_blind
+                )
+                if not isinstance(decision, NoMatch):
+                    return review.id
+        return None
 
     async def _payment_target_check(
         self, s: AsyncSession, action: Action, invoice_id: int
@@ -1276,8 +1313,14 @@ class Engine:
                         "fields": sorted(set(row.fields.get("fields", [])) | action.fields)
                     }
                     return
-        if op in ("delete", "archive") and any(row.op == op for row in active):
-            return
+        if op in ("delete", "archive"):
+            if any(row.op == op for row in active):
+                return
+            for row in active:
+                if row.op == "update" and row.state in ("pending", "failed"):
+                    # The removal supersedes it: no write to a record being removed.
+                    row.state = "done"
+                    row.last_error = f"superseded by the {op} planned after it"
         label = _label(resource, canonical or {})
         s.add(
             t.Outbox(
@@ -2081,6 +2124,8 @@ class Engine:
             row.decided_at = self.clock()
             resource = cast(Resource, row.resource)
             candidates = [int(c["canonical_id"]) for c in row.candidates if "canonical_id" in c]
+            waiting = [c["incoming"] for c in row.candidates if "incoming" in c]
+            workspace_id = row.workspace_id
             verdict = (
                 f"accepted: {row.external_id} is canonical {row.chosen_canonical_id}"
                 if accept
@@ -2104,6 +2149,17 @@ class Engine:
             cursor.value = None
         # Creates held back while the review was open may go ahead now, for every
         # candidate but the chosen one: that one is linked on the account's next pull.
+        # Entities made after the review opened were held too when the waiting record
+        # may be them (_review_hold): they are planned again as well.
+        if resource == "contacts" and waiting:
+            async with self._tx() as s:
+                for fields in waiting:
+                    contact = repos.value_from_fields("contacts", fields)
+                    assert isinstance(contact, Contact)
+                    rows = await repos.contact_candidates(
+                        s, workspace_id, contact, contact_keys(contact).vat_number
+                    )
+                    candidates.extend(r.id for r in rows if r.id not in candidates)
         for candidate in candidates:
             if accept and candidate == chosen:
                 continue

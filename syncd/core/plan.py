@@ -374,20 +374,21 @@ def decide_revival(
     ``base``, a modify beats the delete: ``revive``. Otherwise ``stay_deleted``.
     """
     noun = NOUNS[flow.resource]
-    if incoming.get("archived") is True:
-        # Archived there agrees with the deletion, whoever archived it (our own removal,
-        # whose answer may have been lost, comes back exactly like this).
-        return DeletionDecision(
-            "stay_deleted",
-            f"{account} holds the deleted {noun} archived, which agrees with the deletion; "
-            "it stays deleted",
-        )
     agreed = base or {}
     changed = frozenset(
         name
         for name, value in incoming.items()
         if (carried is None or name in carried) and value != agreed.get(name, MISSING)
     )
+    if incoming.get("archived") is True and not changed - {"archived"}:
+        # Archived there, and nothing else changed: that agrees with the deletion,
+        # whoever archived it (our own removal, whose answer may have been lost, comes
+        # back exactly like this).
+        return DeletionDecision(
+            "stay_deleted",
+            f"{account} holds the deleted {noun} archived, which agrees with the deletion; "
+            "it stays deleted",
+        )
     if base is not None and changed:
         return DeletionDecision(
             "revive",

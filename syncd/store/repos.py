@@ -453,6 +453,18 @@ async def open_review(
     return (await session.execute(stmt)).scalars().first()
 
 
+async def open_reviews(
+    session: AsyncSession, account_id: int, resource: str
+) -> list[t.MatchReview]:
+    """The open match reviews of one account and resource."""
+    stmt = select(t.MatchReview).where(
+        t.MatchReview.account_id == account_id,
+        t.MatchReview.resource == resource,
+        t.MatchReview.state == "open",
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def open_review_candidates(
     session: AsyncSession, account_id: int, resource: str
 ) -> dict[int, int]:

@@ -699,16 +699,24 @@ def test_property_disjoint_edits_converge_without_ping_pong(
 
 
 def test_an_archived_record_of_a_deleted_contact_is_no_revival() -> None:
-    # Archiving is how an archiving vendor removes; a record that comes back archived,
-    # even with other fields changed, agrees with the deletion.
+    # Archiving is how an archiving vendor removes; a record that comes back archived
+    # and otherwise unchanged agrees with the deletion (our own lost archive looks so).
     decision = decide_revival(
         flow=CONTACTS,
         account=CRM,
         base={**CANON, "archived": False},
-        incoming={**CANON, "archived": True, "phone": "+31209999999"},
+        incoming={**CANON, "archived": True},
     )
     assert decision.outcome == "stay_deleted"
     assert decision.reason == (
         "acme-crm holds the deleted contact archived, which agrees with the deletion; "
         "it stays deleted"
     )
+    # Archived with another change the deletion never had: a modify beats a delete.
+    edited = decide_revival(
+        flow=CONTACTS,
+        account=CRM,
+        base={**CANON, "archived": False},
+        incoming={**CANON, "archived": True, "phone": "+31209999999"},
+    )
+    assert (edited.outcome, edited.changed) == ("revive", frozenset({"archived", "phone"}))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -350,18 +349,6 @@ async def test_our_own_lost_archive_does_not_revive_the_contact(db_sessionmaker:
     assert by_name(books, "Acme")[1].archived
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/runner.py Engine._merge_into: when the linked entity is deleted and "
-        "decide_revival says stay_deleted because the incoming record is archived, the "
-        "account's queued archive (repos.active_removals, op 'archive', this account) is "
-        "left pending and push sends it to a record that is archived already: a wasted "
-        "write. Fix: in that stay_deleted branch, mark this account's pending archive of "
-        "the entity done (moot: the vendor holds it archived), as the revive branch does "
-        "for every removal. Found by the state machine (MOOT_ARCHIVES_SENT)."
-    ),
-)
 async def test_no_archive_sent_to_a_record_archived_there_already(db_sessionmaker: Maker) -> None:
     crm = vendor("crm")
     books = vendor("books", detection="snapshot", removal="archive")
@@ -385,20 +372,6 @@ async def test_no_archive_sent_to_a_record_archived_there_already(db_sessionmake
     assert books.writes == writes  # the queued archive is moot
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/core/plan.py decide_revival: an incoming record that is archived always "
-        "gives stay_deleted ('agrees with the deletion'), even when the person who "
-        "archived it also changed other fields the deleting account never had; the "
-        "deleted entity is not revived, the other accounts remove their copies and the "
-        "edit is lost (a modify should beat a delete). Fix: when incoming is archived, "
-        "still compute the changed carried fields other than 'archived' against base and "
-        "revive when there are any; only an archive with nothing else changed (our own "
-        "lost archive) stays deleted. Found by the state machine "
-        "(ARCHIVE_WITH_EDITS_STAYS_DELETED)."
-    ),
-)
 async def test_an_archive_with_other_edits_beats_a_deletion(db_sessionmaker: Maker) -> None:
     crm, shop = vendor("crm"), vendor("shop")
     crm.human_create("contacts", org("Acme", phone="+31201111111"))
@@ -424,21 +397,6 @@ async def test_an_archive_with_other_edits_beats_a_deletion(db_sessionmaker: Mak
         assert acme.address_line1 == "Straat 1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/runner.py Engine._review_hold only holds a create in an account for the "
-        "entities that are candidates of an open match review there. An entity made "
-        "after the review was opened (the same company, typed into another vendor "
-        "without the shared e-mail address) is no candidate, so it is created in the "
-        "account whose own record of it still waits in the review: that vendor holds it "
-        "twice, and once the review is rejected _link_or_match finds the new copy "
-        "already linked there, matches nothing and makes a second entity. Fix: hold a "
-        "create in an account while an open review there has an incoming record the "
-        "new entity would match (or add the new entity to that review as a candidate "
-        "when it is made). Found by the state machine (REVIEW_MISSES_NEW_ENTITIES)."
-    ),
-)
 async def test_a_company_waiting_in_review_is_not_created_there_from_elsewhere(
     db_sessionmaker: Maker,
 ) -> None:
@@ -474,18 +432,6 @@ async def test_a_company_waiting_in_review_is_not_created_there_from_elsewhere(
     assert len(_holding(crm, "NL333333333B01")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/runner.py: when a deletion is decided (reconcile, decide_deletion -> "
-        "delete) and removals are queued, the entity's pending updates to those same "
-        "accounts stay pending, and push sends the update and then the removal: two "
-        "writes to a record that is being removed (for a delete vendor the update is "
-        "plainly wasted). Fix: when a removal is enqueued for an account, mark that "
-        "account's pending updates of the entity done (superseded by the removal). "
-        "Found by the state machine (MOOT_WRITES_TO_DELETED)."
-    ),
-)
 async def test_no_update_sent_before_a_removal_of_the_record(db_sessionmaker: Maker) -> None:
     crm = vendor("crm", removal="archive")
     shop = vendor("shop")
