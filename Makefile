@@ -26,8 +26,10 @@ demo-live: $(VENV)/.installed
 sandbox: $(VENV)/.installed
 	$(VENV)/bin/syncd sandbox --listen 127.0.0.1:8900 --control
 
+# Two workers: much of the suite waits on sandboxes and subprocesses, so two processes
+# halve the wall time on a 2-core machine. PYTEST_ARGS="-n 0" runs it in one process.
 test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
