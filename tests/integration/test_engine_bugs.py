@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from syncd.store import tables as t
 from tests.integration.helpers import (
     find_held,
