@@ -509,7 +509,7 @@ class EngineModel(RuleBasedStateMachine):
         options = [
             (c, v)
             for c in self.companies
-            if not self._deleted(c) and not (REJECT_MAKES_NEW_ENTITY and c.collider)
+            if not self._deleted(c) and not (REVIEW_MISSES_NEW_ENTITIES and c.collider)
             for v in self.vendors
             if not self._records(v, c)
         ]
