@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -452,3 +453,62 @@ async def test_no_update_sent_before_a_removal_of_the_record(db_sessionmaker: Ma
 
     assert by_name(crm, "Acme")[1].archived
     assert crm.writes == writes + 1  # the archive alone
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "syncd/runner.py Engine._link_or_match returns an accepted review's "
+        "chosen_canonical_id even when that entity was deleted after the person decided; "
+        "the new link gets an empty base, so _merge_into -> decide_revival (base None) "
+        "says stay_deleted and takes the record's values as the link's base: fields the "
+        "deleting account never had (a modify) are lost, the entity stays deleted and "
+        "the vendor keeps showing the record. Fix: for an accepted review whose chosen "
+        "entity is deleted, weigh the record as a modify against the deletion (revive "
+        "when it carries values the entity lacks, as decide_revival does with a base of "
+        "the canonical), or treat it like an unlinked copy of a deleted company (a new "
+        "entity). Found by the state machine (REVIEW_MISSES_NEW_ENTITIES)."
+    ),
+)
+async def test_a_review_accepted_for_a_company_deleted_meanwhile_keeps_its_edits(
+    db_sessionmaker: Maker,
+) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    crm.human_create(
+        "contacts", org("Bouw", vat_number="NL999999999B01", email="office@firm.example")
+    )
+    crm.human_create("contacts", org("Bouw B.V.", vat_number="NL222222222B01"))
+    engine = make_engine(
+        db_sessionmaker, {"crm": crm, "books": books}, delete="propagate", max_delete_percent=100
+    )
+    await engine.pull("crm")
+    # Typed into books with the other Bouw's mailbox and a phone number crm never had:
+    # a review (the VAT number says one company, the mailbox and name the other).
+    books.human_create(
+        "contacts",
+        org("Bouw", vat_number="NL222222222B01", email="office@firm.example", phone="+31207777777"),
+    )
+    await engine.pull("books")
+    async with db_sessionmaker() as s:
+        review = (await s.execute(select(t.MatchReview))).scalar_one()
+        bouw = (
+            await s.execute(select(t.Contact).where(t.Contact.vat_number == "NL222222222B01"))
+        ).scalar_one()
+    await engine.decide_match(review.id, accept=True, canonical_id=bouw.id)
+    crm_id, _ = by_name(crm, "Bouw B.V.")
+    crm.human_delete("contacts", crm_id)  # before books is pulled again
+    await engine.reconcile("crm")
+
+    await engine.once()
+    await engine.once()
+
+    # The phone is a modify crm's deletion never saw: the company lives on, everywhere.
+    phones = {
+        name: [
+            c.phone
+            for c in v.live("contacts").values()
+            if isinstance(c, Contact) and c.vat_number == "NL222222222B01"
+        ]
+        for name, v in (("crm", crm), ("books", books))
+    }
+    assert phones == {"crm": ["+31207777777"], "books": ["+31207777777"]}
