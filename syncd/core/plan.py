@@ -389,6 +389,15 @@ def decide_revival(
             f"{account} holds the deleted {noun} archived, which agrees with the deletion; "
             "it stays deleted",
         )
+    if base is None and changed - {"archived"}:
+        # A live copy linked for the first time (say a match a person accepted) was never
+        # weighed by the deletion: what it holds is a modify the deletion never saw.
+        return DeletionDecision(
+            "revive",
+            f"{account} holds a copy of the deleted {noun} that was never agreed: a modify "
+            "beats a delete, so it is restored",
+            changed,
+        )
     if base is not None and changed:
         return DeletionDecision(
             "revive",

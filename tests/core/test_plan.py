@@ -698,6 +698,18 @@ def test_property_disjoint_edits_converge_without_ping_pong(
     assert (again, writes) == (canonical, 0)
 
 
+def test_a_copy_never_agreed_revives_a_deleted_contact_unless_it_is_archived() -> None:
+    # A record linked for the first time (an accepted match review) after the deletion.
+    fresh = decide_revival(flow=CONTACTS, account=CRM, base=None, incoming=dict(CANON))
+    assert fresh.outcome == "revive"
+    assert fresh.reason == (
+        "acme-crm holds a copy of the deleted contact that was never agreed: a modify "
+        "beats a delete, so it is restored"
+    )
+    archived = decide_revival(flow=CONTACTS, account=CRM, base=None, incoming={"archived": True})
+    assert archived.outcome == "stay_deleted"
+
+
 def test_an_archived_record_of_a_deleted_contact_is_no_revival() -> None:
     # Archiving is how an archiving vendor removes; a record that comes back archived
     # and otherwise unchanged agrees with the deletion (our own lost archive looks so).

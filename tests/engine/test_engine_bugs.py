@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -455,21 +454,6 @@ async def test_no_update_sent_before_a_removal_of_the_record(db_sessionmaker: Ma
     assert crm.writes == writes + 1  # the archive alone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/runner.py Engine._link_or_match returns an accepted review's "
-        "chosen_canonical_id even when that entity was deleted after the person decided; "
-        "the new link gets an empty base, so _merge_into -> decide_revival (base None) "
-        "says stay_deleted and takes the record's values as the link's base: fields the "
-        "deleting account never had (a modify) are lost, the entity stays deleted and "
-        "the vendor keeps showing the record. Fix: for an accepted review whose chosen "
-        "entity is deleted, weigh the record as a modify against the deletion (revive "
-        "when it carries values the entity lacks, as decide_revival does with a base of "
-        "the canonical), or treat it like an unlinked copy of a deleted company (a new "
-        "entity). Found by the state machine (REVIEW_MISSES_NEW_ENTITIES)."
-    ),
-)
 async def test_a_review_accepted_for_a_company_deleted_meanwhile_keeps_its_edits(
     db_sessionmaker: Maker,
 ) -> None:
