@@ -1189,12 +1189,14 @@ class Engine:
         if action.op != "create":
             return action
         target = self.accounts[action.account]
-        waiting = await repos.open_review_candidates(s, target.id, action.resource)
-        review_id = waiting.get(canonical_id)
+        reviews = await repos.open_reviews(s, target.id, action.resource)
+        if not reviews:
+            return action
+        review_id = repos.review_candidates(reviews).get(canonical_id)
         if review_id is None and action.resource == "contacts":
             # An entity made after the review opened is none of its candidates, yet the
             # record waiting there may be this very company.
-            review_id = await self._waiting_record_matches(s, target, canonical_id)
+            review_id = await self._waiting_record_matches(s, target, canonical_id, reviews)
         if review_id is None:
             return action
         return Action(
@@ -1207,12 +1209,13 @@ class Engine:
         )
 
     async def _waiting_record_matches(
-        self, s: AsyncSession, target: AccountContext, canonical_id: int
+        self,
+        s: AsyncSession,
+        target: AccountContext,
+        canonical_id: int,
+        reviews: Sequence[t.MatchReview],
     ) -> int | None:
         """The open review in ``target`` whose waiting record may be this contact, if any."""
-        reviews = await repos.open_reviews(s, target.id, "contacts")
-        if not reviews:
-            return None
         entity = await repos.load_entity(s, "contacts", canonical_id)
         if entity is None:
             return None

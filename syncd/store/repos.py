@@ -469,13 +469,13 @@ async def open_review_candidates(
     session: AsyncSession, account_id: int, resource: str
 ) -> dict[int, int]:
     """Canonical ids named by open match reviews of one account: {canonical id: review id}."""
-    stmt = select(t.MatchReview).where(
-        t.MatchReview.account_id == account_id,
-        t.MatchReview.resource == resource,
-        t.MatchReview.state == "open",
-    )
+    return review_candidates(await open_reviews(session, account_id, resource))
+
+
+def review_candidates(reviews: Iterable[t.MatchReview]) -> dict[int, int]:
+    """Canonical ids the given reviews name as candidates: {canonical id: review id}."""
     found: dict[int, int] = {}
-    for review in (await session.execute(stmt)).scalars():
+    for review in reviews:
         for candidate in review.candidates:
             if isinstance(candidate, dict) and "canonical_id" in candidate:
                 found.setdefault(int(candidate["canonical_id"]), review.id)
