@@ -456,9 +456,10 @@ class Daemon:
 
     def _refuse(self, problems: list[Problem]) -> None:
         path = str(self.config_path) if self.config_path is not None else "config"
-        log.error("reload_refused", config=path, problems=len(problems), keeping="old config")
+        # Every problem first, then the verdict: whoever waits for the verdict has them all.
         for problem in problems:
             log.error("config_problem", config=path, problem=str(problem))
+        log.error("reload_refused", config=path, problems=len(problems), keeping="old config")
         self.notifier.ready(f"reload refused ({len(problems)} problem(s)); {self._summary()}")
 
     async def reload(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -70,10 +71,19 @@ def moneybird_hook(contact_id: str, now: int) -> tuple[bytes, dict[str, str]]:
     }
 
 
-async def test_syncd_run_lives_a_whole_life(tmp_path: Path) -> None:
+@pytest.fixture
+async def notify() -> AsyncIterator[NotifySocket]:
+    """A NOTIFY_SOCKET to listen on, closed whatever the test's outcome."""
+    socket = NotifySocket()
+    try:
+        yield socket
+    finally:
+        socket.close()
+
+
+async def test_syncd_run_lives_a_whole_life(tmp_path: Path, notify: NotifySocket) -> None:
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'syncd.db'}"
     await aupgrade(db_url)
-    notify = NotifySocket()
     port = free_port()
     admin = f"http://127.0.0.1:{port}"
     config = tmp_path / "syncd.toml"
@@ -164,6 +174,7 @@ async def test_syncd_run_lives_a_whole_life(tmp_path: Path) -> None:
             )
             daemon.signal(signal.SIGHUP)
             await wait_for(lambda: daemon.events("reload_refused"), what="reload_refused")
+            await wait_for(lambda: len(daemon.events("config_problem")) >= 3, what="3 problems")
             problems = daemon.events("config_problem")
             assert len(problems) == 3 and all("pol_interval" in p["problem"] for p in problems)
             assert (await get(f"{admin}/healthz"))[0] == 200
@@ -177,4 +188,3 @@ async def test_syncd_run_lives_a_whole_life(tmp_path: Path) -> None:
             assert await daemon.wait(within=20) == 0
             assert notify.seen("STOPPING", "1") == 1
             assert daemon.events("daemon_stopped")
-    notify.close()
