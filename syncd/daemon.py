@@ -389,12 +389,12 @@ class Daemon:
             reasons.append(f"database unreachable ({type(exc).__name__})")
         return not reasons, reasons
 
-    def _on_webhook(self, account: str) -> None:
+    async def _on_webhook(self, account: str) -> None:
         assert self.scheduler is not None
-        if not self.scheduler.trigger(account, "pull"):
-            # Another instance holds the account, or we are reloading or draining: the
-            # holder's next poll picks the change up.
-            log.info("webhook_pull_not_scheduled_here", account=account)
+        # Pulled here, or (another instance holds the account, or we are reloading or
+        # draining) recorded for the holder's outbox watch. A database error raises, and
+        # the admin API answers 500 so that the vendor delivers again.
+        await self.scheduler.request_pull(account)
 
     # ----------------------------------------------------------------- loops
 

@@ -6,6 +6,9 @@
 - **pull** every ``poll_interval`` plus jitter (up to 10 %, at most 30 s), first right
   after start. `Scheduler.trigger` (a webhook) runs it now; a trigger that arrives
   while the pull runs makes it run once more when it ends, so no change is missed.
+  `Scheduler.request_pull` does that, or, when this instance does not hold the account
+  (or is reloading), stores the request on the account row; the holder's outbox watch
+  starts the pull at its next look and clears the request.
 - **push** as soon as the account's outbox holds due rows: an outbox watch asks the
   database which accounts have due ``pending``/``failed`` rows once per ``outbox_poll``
   seconds and right after every job (a pull of one account plans writes for the
@@ -58,7 +61,7 @@ from typing import Any, Protocol, cast
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Table, and_, delete, func, or_, select
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -556,6 +559,62 @@ class Scheduler:
         """Have the outbox watch look now."""
         self._poke.set()
 
+    async def request_pull(self, account: str) -> bool:
+        """Pull ``account`` now here, or hand the request to whichever instance holds it.
+
+        True if the pull was scheduled in this process. Otherwise the request is stored
+        on the account's row (``pull_requested_at``) and the holder's outbox watch starts
+        the pull within ``outbox_poll`` seconds; an instance that takes the account over
+        later, or this one once it is done reloading, finds it there too. False for an
+        account not in the config. A database error propagates: nothing was scheduled.
+        """
+        if self.trigger(account, "pull"):
+            return True
+        ref = self._refs.get(account)
+        if ref is None:
+            return False
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(t.Account)
+                .where(t.Account.id == ref.account_id)
+                .values(pull_requested_at=self.clock())
+            )
+        log.info("pull_handed_over", account=account)
+        return False
+
+    async def _pull_requests(self) -> dict[str, dt.datetime]:
+        """Accounts with a pull handed over by another instance (or asked for while busy)."""
+        ids = {ref.account_id: name for name, ref in self._refs.items()}
+        if not ids:
+            return {}
+        query = select(t.Account.id, t.Account.pull_requested_at).where(
+            t.Account.id.in_(list(ids)), t.Account.pull_requested_at.is_not(None)
+        )
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(query)).all()
+        return {ids[row.id]: row.pull_requested_at for row in rows if row.id in ids}
+
+    async def _take_pull_requests(self) -> None:
+        """Start the pulls asked for on accounts we hold, and clear those requests.
+
+        A request is cleared only if it is still the one we read: one made meanwhile
+        (after our pull may already have listed) stays for the next look.
+        """
+        for name, asked_at in (await self._pull_requests()).items():
+            if not self.trigger(name, "pull"):
+                continue  # not ours (now): the holder takes it
+            ref = self._refs[name]
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(t.Account)
+                    .where(
+                        t.Account.id == ref.account_id,
+                        t.Account.pull_requested_at <= asked_at,
+                    )
+                    .values(pull_requested_at=None)
+                )
+            log.info("handed_over_pull_started", account=name)
+
     async def _due_accounts(self) -> list[str]:
         """Accounts with outbox rows due now, that are not paused."""
         ids = {ref.account_id: name for name, ref in self._refs.items()}
@@ -592,6 +651,7 @@ class Scheduler:
                 continue
             try:
                 due = await self._due_accounts()
+                await self._take_pull_requests()
             except Exception as exc:
                 if not self._watch_failing:
                     log.warning("outbox_watch_failed", error=f"{type(exc).__name__}: {exc}")

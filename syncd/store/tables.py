@@ -110,6 +110,9 @@ class Account(Base):
     state: Mapped[str] = mapped_column(String, nullable=False, default="active")
     state_reason: Mapped[str | None] = mapped_column(Text)
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A pull asked for by a webhook that reached an instance not holding the account:
+    # the holder's outbox watch starts the pull and clears it (see syncd.scheduler).
+    pull_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

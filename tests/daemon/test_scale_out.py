@@ -10,12 +10,14 @@ with every vendor holding each contact exactly once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 from sqlalchemy import select
 
 from syncd.sandbox.base import SandboxOptions, VendorName
@@ -23,6 +25,7 @@ from syncd.sandbox.testing import SandboxHandle, running_sandbox
 from syncd.store import tables as t
 from syncd.store.db import create_engine, create_sessionmaker
 from syncd.store.migrate import aupgrade
+from syncd.webhooks import sign_timestamped
 from tests.daemon.helpers import wait_for
 from tests.daemon.process import (
     Syncd,
@@ -38,12 +41,21 @@ from tests.daemon.process import (
 TTL_SECONDS = 3
 FIRST: tuple[VendorName, ...] = ("simplicate", "moneybird", "perfex")
 SECOND: tuple[VendorName, ...] = ("moneybird", "perfex", "simplbooks")
+HOOK_SECRET = "moneybird-hook-secret-for-the-scale-out-test"
 OPTIONS = SandboxOptions(seed=7, contacts=6, invoices=0, overlap=0.5, rate_limits=False)
 
 
 def workspace(handle: SandboxHandle, name: str, vendors: tuple[VendorName, ...]) -> str:
     names = [f"{name}-{v}" for v in vendors]
-    blocks = [account_toml(handle, v, f"{name}-{v}") for v in vendors]
+    blocks = [
+        account_toml(
+            handle,
+            v,
+            f"{name}-{v}",
+            webhook_secret=HOOK_SECRET if v == "moneybird" else None,
+        )
+        for v in vendors
+    ]
     return workspace_toml(name, names, blocks)
 
 
@@ -114,7 +126,6 @@ async def test_two_instances_split_six_accounts_and_fail_over(
 
                 await wait_for(lambda: converged({}), within=60, what="convergence", state=counts)
 
-                # Kill the instance that holds workspace one's Moneybird account.
                 async with sessions() as s:
                     owner = (
                         await s.execute(
@@ -124,6 +135,12 @@ async def test_two_instances_split_six_accounts_and_fail_over(
                         )
                     ).scalar_one()
                 victim, survivor = (a, b) if owner.split(":")[1] == str(a.pid) else (b, a)
+
+                # A Moneybird webhook that reaches the instance NOT holding the account
+                # still makes the holder pull at once (the account polls once an hour).
+                await _webhook_via_the_other_instance(one, holder=victim, other=survivor)
+
+                # Kill the instance that holds workspace one's Moneybird account.
                 victim.signal(signal.SIGKILL)
                 await victim.wait()
                 killed = time.monotonic()
@@ -167,6 +184,46 @@ async def test_two_instances_split_six_accounts_and_fail_over(
 
 
 Holders = Callable[[], Awaitable[Counter[str]]]
+
+
+def _admin(process: Syncd) -> str:
+    started = process.events("daemon_started")
+    assert started and started[-1].get("admin"), "the instance logged no admin address"
+    return str(started[-1]["admin"])
+
+
+async def _webhook_via_the_other_instance(
+    handle: SandboxHandle, *, holder: Syncd, other: Syncd
+) -> None:
+    moneybird = handle.emulators["moneybird"]
+    target = moneybird.dump()["contacts"][0]
+    renamed = "Handed Over B.V."
+    moneybird.mutate("contacts", target["id"], {"company_name": renamed})
+    now = int(time.time())
+    body = json.dumps(
+        {"entity_type": "Contact", "entity_id": str(target["id"]), "action": "contact_updated"}
+    ).encode()
+    headers = {
+        "Moneybird-Signature": f"t={now},v1={sign_timestamped(HOOK_SECRET, now, body)}",
+        "Content-Type": "application/json",
+    }
+    async with aiohttp.ClientSession() as http:
+        sent = time.monotonic()
+        async with http.post(
+            f"{_admin(other)}/hooks/one-moneybird", data=body, headers=headers
+        ) as answer:
+            assert answer.status == 200
+    simplicate = handle.emulators["simplicate"]
+    await wait_for(
+        lambda: any(o["name"] == renamed for o in simplicate.dump()["organization"]),
+        within=20,
+        what="the renamed contact in Simplicate",
+    )
+    latency = time.monotonic() - sent
+    print(f"webhook at the non-holder to change in another vendor: {latency:.2f}s")
+    assert latency < 10  # generous: the holder's watch looks every second
+    assert [e["account"] for e in other.events("pull_handed_over")] == ["one-moneybird"]
+    assert "one-moneybird" in {e["account"] for e in holder.events("handed_over_pull_started")}
 
 
 async def _split(holders: Holders, pids: set[str]) -> bool:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from syncd.app import WriteScope
 from syncd.runner import Engine
-from syncd.scheduler import SingleInstance, account_refs
+from syncd.scheduler import Scheduler, SingleInstance, account_refs
+from syncd.store import tables as t
 from tests.daemon.helpers import (
     Harness,
     contact_names,
@@ -237,3 +239,56 @@ async def test_quiesce_and_resume(sqlite_db: AsyncEngine, job: str) -> None:
         h.scheduler.resume()
         assert h.scheduler.running
         await wait_for(lambda: _pulls(h, "a", 2), what="pulls again after resume")
+
+
+async def _pull_requested(h: Harness, account: str) -> object:
+    async with h.sessionmaker() as s:
+        return (
+            await s.execute(select(t.Account.pull_requested_at).where(t.Account.name == account))
+        ).scalar_one()
+
+
+async def test_a_pull_asked_of_an_instance_without_the_account_reaches_the_holder(
+    sqlite_db: AsyncEngine,
+) -> None:
+    # Both accounts poll once an hour: only the handed-over request can bring Acme soon.
+    crm, books = vendor("crm"), vendor("books")
+    intervals = {"crm": (3600.0, 3600.0), "books": (3600.0, 3600.0)}
+    async with running_scheduler(sqlite_db, {"crm": crm, "books": books}, intervals=intervals) as h:
+        await wait_for(lambda: _pulls(h, "crm", 1), what="the first crm pull")
+        # Another instance on the same database that holds nothing (a webhook reached it).
+        other = Scheduler(
+            h.engine, h.sessionmaker, gate=OnlySome(h.engine, set()), outbox_poll=0.05
+        )
+        await other.start()
+        try:
+            crm.human_create("contacts", org("Acme"))
+            with capture_logs() as logs:
+                assert not await other.request_pull("crm")
+            assert events(logs, "pull_handed_over", "crm") == 1
+            took = await wait_for(lambda: "Acme" in contact_names(books), what="Acme in books")
+            print(f"handed-over pull: the change reached the other account in {took:.2f}s")
+            await wait_for(lambda: _pulls(h, "crm", 2), what="the handed-over pull recorded")
+            assert await _pull_requested(h, "crm") is None  # taken, so not pulled again
+            await asyncio.sleep(0.3)  # several looks of the watch
+            assert await h.runs("crm", "pull") == 2
+            assert not await other.request_pull("nobody")  # not in the config: nothing stored
+        finally:
+            await other.stop(0.1)
+
+
+async def test_a_pull_asked_while_reloading_is_run_after_the_resume(sqlite_db: AsyncEngine) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    intervals = {"crm": (3600.0, 3600.0), "books": (3600.0, 3600.0)}
+    async with running_scheduler(sqlite_db, {"crm": crm, "books": books}, intervals=intervals) as h:
+        await wait_for(lambda: _pulls(h, "crm", 1), what="the first crm pull")
+        await h.scheduler.quiesce(1.0)
+        crm.human_create("contacts", org("Acme"))
+        assert not await h.scheduler.request_pull("crm")  # held back: stored, not lost
+        assert await _pull_requested(h, "crm") is not None
+        await asyncio.sleep(0.3)
+        assert await h.runs("crm", "pull") == 1  # nothing starts while held back
+        h.scheduler.resume()
+        await wait_for(lambda: "Acme" in contact_names(books), what="Acme in books")
+        await wait_for(lambda: _pulls(h, "crm", 2), what="the stored pull recorded")
+        assert await _pull_requested(h, "crm") is None
