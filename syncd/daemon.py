@@ -70,7 +70,7 @@ from syncd.settings import Settings, load_settings, parse_duration
 from syncd.status import collect_status
 from syncd.store import migrate
 from syncd.store.db import create_engine, create_sessionmaker
-from syncd.store.leases import InstanceLock, InstanceLocked, instance_lock_for_url
+from syncd.store.leases import InstanceLock, InstanceLocked, Liveness, instance_lock_for_url
 from syncd.webhooks import DeliveryCache, webhook_accounts
 
 __all__ = ["DEFAULT_LEASE_TTL", "Daemon", "DaemonError", "instance_owner", "lease_ttl"]
@@ -251,6 +251,7 @@ class Daemon:
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
                 ttl=ttl,
+                liveness=Liveness(self._db, self.owner),
             )
             self.keeper.set_accounts(refs)
             self.gate = self.keeper

@@ -43,6 +43,9 @@ releases them once idle, an instance under its share takes free or expired lease
 the order it ranks them (rendezvous hashing of owner and account, so instances prefer
 different accounts and a newcomer gets its share within a few ticks). An instance that
 dies stops heartbeating and renewing; within one ttl its accounts move to the others.
+On PostgreSQL each instance also holds a liveness lock (`syncd.store.leases.Liveness`):
+when a process dies its lock goes with its connection, and the next tick of any other
+instance (or of the process restarted in its place) expires its leases at once.
 """
 
 from __future__ import annotations
@@ -169,10 +172,12 @@ class LeaseKeeper:
         pid: int,
         ttl: dt.timedelta,
         clock: Callable[[], dt.datetime] = utcnow,
+        liveness: leases.Liveness | None = None,
     ) -> None:
         if ttl <= dt.timedelta(0):
             raise ValueError("lease ttl must be positive")
         self.sessionmaker = sessionmaker
+        self.liveness = liveness
         self.owner = owner
         self.hostname = hostname
         self.pid = pid
@@ -216,6 +221,7 @@ class LeaseKeeper:
         async with self.sessionmaker() as session, session.begin():
             dialect = session.get_bind().dialect.name
             insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            key = self.liveness.key if self.liveness is not None and self.liveness.held else None
             values = {
                 "owner": self.owner,
                 "hostname": self.hostname,
@@ -223,12 +229,13 @@ class LeaseKeeper:
                 "started_at": self.started_at,
                 "heartbeat_at": now,
                 "expires_at": now + self.ttl,
+                "liveness_key": key,
             }
             statement = insert(_INSTANCES).values(**values)
             await session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[_INSTANCES.c.owner],
-                    set_={"heartbeat_at": now, "expires_at": now + self.ttl},
+                    set_={"heartbeat_at": now, "expires_at": now + self.ttl, "liveness_key": key},
                 )
             )
             # Rows of instances gone for a long time are only clutter.
@@ -239,6 +246,29 @@ class LeaseKeeper:
                 select(func.count()).select_from(_INSTANCES).where(_INSTANCES.c.expires_at > now)
             )
         return max(1, int(live or 0))
+
+    async def _reap(self, now: dt.datetime) -> None:
+        """Expire the leases of instances whose process is gone, and forget them.
+
+        Only instances that announced a liveness lock are looked at (PostgreSQL); the
+        others are declared dead by their leases' expiry alone.
+        """
+        async with self.sessionmaker() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(_INSTANCES.c.owner, _INSTANCES.c.liveness_key).where(
+                        _INSTANCES.c.owner != self.owner,
+                        _INSTANCES.c.expires_at > now,
+                        _INSTANCES.c.liveness_key.is_not(None),
+                    )
+                )
+            ).all()
+            for row in rows:
+                if not await leases.owner_gone(session, row.liveness_key):
+                    continue
+                freed = await leases.expire_owner(session, row.owner, now)
+                await session.execute(delete(_INSTANCES).where(_INSTANCES.c.owner == row.owner))
+                log.warning("instance_gone", owner=row.owner, leases_freed=len(freed))
 
     async def _free(self, names: Iterable[str], now: dt.datetime) -> list[str]:
         """Which of ``names`` nobody holds (no lease row, or an expired one)."""
@@ -264,6 +294,9 @@ class LeaseKeeper:
         """
         now = self.clock()
         changes = LeaseChanges()
+        if self.liveness is not None:
+            await self.liveness.hold()
+            await self._reap(now)
         live = await self._heartbeat(now)
         changes.live_instances = live
 
@@ -339,6 +372,8 @@ class LeaseKeeper:
         with contextlib.suppress(Exception):
             async with self.sessionmaker() as session, session.begin():
                 await session.execute(delete(_INSTANCES).where(_INSTANCES.c.owner == self.owner))
+        if self.liveness is not None:
+            await self.liveness.release()
 
 
 # --------------------------------------------------------------------------- jobs

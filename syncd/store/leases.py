@@ -18,6 +18,12 @@ PostgreSQL (any number of instances on one database)
     check fails: ``StaleLease``) or entirely after (the writes committed under the old,
     still valid token) the write.
 
+    Each instance also holds a ``Liveness`` advisory lock on a connection of its own: a
+    process that died (crash, SIGKILL, OOM) drops it with its connection, and the next
+    instance to look (``owner_gone``) expires the dead one's leases at once instead of
+    after their ttl. A host that vanishes without closing its connections is still only
+    noticed when the leases expire.
+
     Times are passed in (``now``) so tests need no clock; instances on different hosts
     should keep their clocks in sync (NTP), and the ttl should dwarf the skew.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,11 +46,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, CursorResult, make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from syncd.errors import Fatal, SyncdError
 from syncd.store.tables import Lease
@@ -53,13 +60,17 @@ __all__ = [
     "InstanceLocked",
     "LeaseGrant",
     "LeaseState",
+    "Liveness",
     "SessionSource",
     "StaleLease",
     "acquire",
     "acquire_instance_lock",
     "check_fence",
+    "expire_owner",
     "get_lease",
     "instance_lock_for_url",
+    "liveness_key",
+    "owner_gone",
     "release",
     "renew",
 ]
@@ -312,6 +323,94 @@ async def get_lease(session: AsyncSession, account_id: int) -> LeaseState | None
         acquired_at=row.acquired_at,
         expires_at=row.expires_at,
     )
+
+
+# --------------------------------------------------------------------------- liveness
+
+
+def liveness_key(owner: str) -> int:
+    """The advisory lock key of an instance (a signed 64-bit number derived from ``owner``)."""
+    digest = hashlib.blake2b(f"syncd-instance:{owner}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Liveness:
+    """PostgreSQL: an advisory lock this process holds for as long as it lives.
+
+    The lock sits on a connection of its own, outside the pool. When the process dies,
+    however it dies, its connection closes and the server drops the lock at once; another
+    instance that then gets the lock (`owner_gone`) knows the holder is gone and need
+    not wait for its leases to expire. A lock lost while the process lives (the server
+    restarted, the network dropped) is taken again by `hold` on the next tick; until
+    then others may take our accounts, which the fencing tokens make safe.
+    """
+
+    def __init__(self, engine: AsyncEngine, owner: str) -> None:
+        self.engine = engine
+        self.owner = owner
+        self.key = liveness_key(owner)
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None
+
+    async def hold(self) -> None:
+        """Take the lock, or check that the connection holding it is still there."""
+        if self._connection is not None:
+            try:
+                await self._connection.execute(text("SELECT 1"))
+                await self._connection.commit()
+                return
+            except Exception:
+                await self._drop()
+        connection = await self.engine.connect()
+        try:
+            got = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
+            )
+            await connection.commit()
+        except BaseException:
+            await connection.invalidate()
+            raise
+        if not got:
+            await connection.invalidate()
+            raise RuntimeError(f"the liveness lock of {self.owner} is held by another session")
+        self._connection = connection
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing the DBAPI connection (not returning it to the pool) ends the server
+            # session, and with it the lock.
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def release(self) -> None:
+        """Let the lock go (a clean stop)."""
+        await self._drop()
+
+
+async def owner_gone(session: AsyncSession, key: int) -> bool:
+    """True if no session holds the liveness lock ``key``: its instance's process is gone.
+
+    Takes the lock for the caller's transaction only (released at its end).
+    """
+    got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    return bool(got)
+
+
+async def expire_owner(session: AsyncSession, owner: str, now: datetime) -> list[int]:
+    """Expire every live lease of ``owner`` (a gone instance); the account ids."""
+    result = await session.execute(
+        update(_LEASES)
+        .where(_LEASES.c.owner == owner, _LEASES.c.expires_at > now)
+        .values(expires_at=now)
+        .returning(_LEASES.c.account_id)
+    )
+    return sorted(result.scalars().all())
 
 
 # --------------------------------------------------------------------------- SQLite lock

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -454,6 +455,9 @@ class Instance(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # PostgreSQL: the advisory lock the process holds while it lives (None: an instance
+    # that holds none, which only its expiry can declare dead). See syncd.store.leases.
+    liveness_key: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SyncRun(Base):

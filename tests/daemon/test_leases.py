@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
 
 from syncd.adapters.fake import FakeAdapter
 from syncd.app import ensure_accounts, scoped_sessionmaker, write_scope
 from syncd.runner import Engine
 from syncd.scheduler import AccountRef, LeaseKeeper, account_refs
+from syncd.store import leases
 from syncd.store import tables as t
 from syncd.store.db import create_sessionmaker
-from syncd.store.leases import StaleLease
+from syncd.store.leases import Liveness, StaleLease
 from tests.engine.helpers import org, settings_for, vendor
 
 TTL = dt.timedelta(seconds=10)
@@ -269,3 +271,131 @@ async def test_instances_starting_together_mirror_the_accounts_once(
     async with create_sessionmaker(migrated_db)() as s:
         assert (await s.execute(select(func.count()).select_from(t.Account))).scalar_one() == 3
         assert (await s.execute(select(func.count()).select_from(t.Workspace))).scalar_one() == 1
+
+
+async def _kill_session_holding(db: AsyncEngine, key: int) -> int:
+    """End the server session that holds advisory lock ``key``, as a dying process would."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    async with db.connect() as conn:
+        pids = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
+                        " AND classid = CAST(CAST(:hi AS bigint) AS oid)"
+                        " AND objid = CAST(CAST(:lo AS bigint) AS oid)"
+                    ),
+                    {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for pid in pids:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await conn.commit()
+    return len(pids)
+
+
+def live_keeper(db: AsyncEngine, clock: Clock, host: str) -> LeaseKeeper:
+    owner = f"{host}:1:abcd1234"
+    return LeaseKeeper(
+        create_sessionmaker(db),
+        owner=owner,
+        hostname=host,
+        pid=1,
+        ttl=TTL,
+        clock=clock,
+        liveness=Liveness(db, owner),
+    )
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+async def test_a_dead_process_loses_its_accounts_at_once_not_after_the_ttl(
+    migrated_db: AsyncEngine,
+) -> None:
+    from syncd.store.db import create_engine
+
+    accounts = await refs(create_sessionmaker(migrated_db), NAMES)
+    clock = Clock()
+    # Two connection pools, as two processes would have.
+    other = create_engine(migrated_db.url.render_as_string(hide_password=False))
+    first, second = live_keeper(other, clock, "one"), live_keeper(migrated_db, clock, "two")
+    try:
+        first.set_accounts(accounts)
+        second.set_accounts(accounts)
+        await first.tick()
+        await second.tick()
+        clock.advance(1)
+        await first.tick()
+        assert len((await second.tick()).gained) == 3
+
+        # Both alive: looking at each other's liveness takes nothing.
+        clock.advance(3)
+        changes = await second.tick()
+        assert changes.gained == [] and changes.live_instances == 2
+        assert len(first.held()) == 3
+
+        # The first process dies: the server ends its sessions, and its lock goes.
+        theirs = first.held()
+        tokens = {name: first.grants[name].fencing_token for name in theirs}
+        assert first.liveness is not None
+        assert await _kill_session_holding(migrated_db, first.liveness.key) == 1
+        clock.advance(1)  # far less than the ttl
+        with capture_logs() as logs:
+            changes = await second.tick()
+        assert sorted(changes.gained) == sorted(theirs)
+        assert changes.live_instances == 1 and sorted(second.held()) == NAMES
+        for name in theirs:
+            assert second.grants[name].fencing_token == tokens[name] + 1
+        gone = [e for e in logs if e["event"] == "instance_gone"]
+        assert gone == [
+            {
+                "event": "instance_gone",
+                "owner": "one:1:abcd1234",
+                "leases_freed": 3,
+                "log_level": "warning",
+            }
+        ]
+
+        # Were it only its connection that died, the first learns on its next tick that
+        # the accounts are gone, takes its liveness lock again, and is counted again.
+        changes = await first.tick()
+        assert sorted(changes.lost) == sorted(theirs) and first.held() == []
+        assert changes.live_instances == 2
+    finally:
+        await first.close()
+        await second.close()
+        await other.dispose()
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+async def test_an_instance_without_a_liveness_lock_is_only_declared_dead_by_expiry(
+    migrated_db: AsyncEngine,
+) -> None:
+    # An instance of an older syncd (no liveness_key) holds acct-0: its lock cannot be
+    # looked at, so its lease is respected until it expires.
+    sm = create_sessionmaker(migrated_db)
+    accounts = await refs(sm, NAMES[:2])
+    clock = Clock()
+    await leases.acquire(sm, accounts["acct-0"].account_id, "old:9:ffffffff", TTL, clock.now)
+    async with sm() as s, s.begin():
+        s.add(
+            t.Instance(
+                owner="old:9:ffffffff",
+                hostname="old",
+                pid=9,
+                heartbeat_at=clock.now,
+                expires_at=clock.now + TTL,
+            )
+        )
+    mine = live_keeper(migrated_db, clock, "new")
+    try:
+        mine.set_accounts(accounts)
+        changes = await mine.tick()
+        assert changes.gained == ["acct-1"] and changes.live_instances == 2
+        clock.advance(TTL.total_seconds() + 1)
+        changes = await mine.tick()
+        assert changes.gained == ["acct-0"]
+    finally:
+        await mine.close()

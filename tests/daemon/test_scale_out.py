@@ -3,7 +3,8 @@
 Two sandboxes serve two workspaces of three accounts each. Both processes start with
 the same config; they must split the six leases three and three, converge both
 workspaces, and when one is killed (SIGKILL: no goodbye, its leases simply stop being
-renewed) the other must take its accounts over within about one lease ttl and carry on,
+renewed) the other must take its accounts over (at its next lease tick, as the dead process's
+liveness lock went with its connection; at worst within one lease ttl) and carry on,
 with every vendor holding each contact exactly once.
 """
 
@@ -175,6 +176,9 @@ async def test_two_instances_split_six_accounts_and_fail_over(
                     assert doubled == {}
                 taken = survivor.events("lease_acquired")
                 assert {e["account"] for e in taken} >= {"one-moneybird"}
+                # The survivor saw the process was gone (its liveness lock went with its
+                # connection) rather than waiting for the leases to expire.
+                assert owner in {e["owner"] for e in survivor.events("instance_gone")}
 
                 survivor.signal(signal.SIGTERM)
                 assert await survivor.wait(within=20) == 0
