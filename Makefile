@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Until the daemon exists (issue #7) the main job validates the demo configuration and
-# prints the sandbox's base URLs; `make demo` then becomes sandbox + daemon.
+# The main job: the four sandboxes plus the daemon on a local SQLite file, run to
+# convergence once with a summary per account (`demo-live` keeps the daemon running).
 demo: $(VENV)/.installed
 	$(VENV)/bin/syncd --config config/demo.toml demo --once
 
