@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import datetime as dt
+import email.utils
 import json
 import random
 import socket
@@ -358,8 +360,19 @@ def vendor_middleware(runtime: VendorRuntime) -> Middleware:
             is_write=emulator.is_write(request),
         )
         if kind is None:
-            return await handler(request)
+            return _dated(await handler(request), emulator)
         _bump(emulator.counters.faults, kind)
-        return await _apply_fault(kind, runtime, request, handler)
+        return _dated(await _apply_fault(kind, runtime, request, handler), emulator)
 
     return sandbox_vendor
+
+
+def _dated(response: web.StreamResponse, emulator: VendorEmulator) -> web.StreamResponse:
+    """Stamp the HTTP ``Date`` header from the emulator's clock (as a real server's own
+    clock would), so a client comparing it with record versions sees one time line even
+    when a test freezes or advances that clock."""
+    if not response.prepared and "Date" not in response.headers:
+        response.headers["Date"] = email.utils.format_datetime(
+            emulator.clock().astimezone(dt.UTC), usegmt=True
+        )
+    return response

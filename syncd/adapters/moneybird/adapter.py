@@ -21,6 +21,15 @@ Cursor
     again rather than missed (the engine recognises unchanged records by fingerprint).
     Mid-pass checkpoints add ``resume`` (version and id of the page's last entry) and
     ``high`` (T so far).
+Quiet passes
+    The overlap window lists the newest records again on every pass, changed or not.
+    Every cursor therefore also carries ``seen``: the records inside the window already
+    fetched at the version now listed (id -> version and ``updated_at``). Those are not
+    fetched again, so a pass over an account where nothing changed is the one id-list
+    call. A record enters ``seen`` only when the listing's ``Date`` header (the vendor's
+    clock) is past the second its version names (``settled``): versions are epoch
+    seconds, and a change later in that same second could keep the version, so such a
+    record is fetched once more on the next pass instead.
 Sales-invoice period trap
     Invoice lists and the invoice synchronization GET default to ``period:this_year``,
     and any filter replaces the defaults; every invoice filter therefore names
@@ -162,10 +171,52 @@ def _entries(items: Iterable[Any]) -> list[_Entry]:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _Seen:
+    """A record fetched at ``version`` whose content was final for that version."""
+
+    version: str
+    updated_at: dt.datetime
+
+    def as_json(self) -> list[str]:
+        return [self.version, self.updated_at.isoformat()]
+
+
+def _parse_seen(raw: Any) -> dict[str, _Seen]:
+    seen: dict[str, _Seen] = {}
+    if not isinstance(raw, Mapping):
+        return seen
+    for key, value in raw.items():
+        rid = mapping.id_text(key)
+        if rid is None or not isinstance(value, list | tuple) or len(value) != 2:
+            continue
+        version, updated_at = value[0], mapping.parse_timestamp(value[1])
+        if isinstance(version, str) and updated_at is not None:
+            seen[rid] = _Seen(version, updated_at)
+    return seen
+
+
+def settled(version: str | None, listed_at: dt.datetime | None) -> bool:
+    """Whether a record listed at ``version`` and fetched after that listing holds the
+    last content of that version.
+
+    Moneybird's ``version`` is the epoch second of ``updated_at`` (vendor reference §7),
+    so a second change within that same second may keep the version. The listing's
+    ``Date`` (vendor clock, whole seconds) after that second means the fetch, which
+    follows the listing, read the record once the second was over: a later change gets
+    a later version. Without that proof the record is fetched again next time.
+    """
+    if version is None or listed_at is None or not version.strip().isdigit():
+        return False
+    return int(listed_at.timestamp()) > int(version)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Cursor:
     since: dt.datetime | None
     resume: tuple[int, int] | None
     high: dt.datetime | None
+    # Records already fetched at their listed version (inside the overlap window).
+    seen: Mapping[str, _Seen] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def parse(cls, cursor: Checkpoint | None) -> _Cursor:
@@ -180,17 +231,42 @@ class _Cursor:
             version, rid = raw.get("version"), mapping.id_text(raw.get("id"))
             if isinstance(version, int) and not isinstance(version, bool) and rid is not None:
                 resume = (version, int(rid))
-        return cls(since, resume, high)
+        seen = _parse_seen(cursor.get("seen")) if since is not None else {}
+        return cls(since, resume, high, seen)
 
-    def final(self, high: dt.datetime | None) -> dict[str, Any]:
-        return {"updated_after": _iso(_later(self.since, high))}
+    def final(
+        self, high: dt.datetime | None, seen: Mapping[str, _Seen], overlap: dt.timedelta
+    ) -> dict[str, Any]:
+        upto = _later(self.since, high)
+        return {"updated_after": _iso(upto), "seen": _window(seen, upto, overlap)}
 
-    def after(self, entry: _Entry, high: dt.datetime | None) -> dict[str, Any]:
+    def after(
+        self,
+        entry: _Entry,
+        high: dt.datetime | None,
+        seen: Mapping[str, _Seen],
+        overlap: dt.timedelta,
+    ) -> dict[str, Any]:
         return {
             "updated_after": _iso(self.since),
             "resume": {"version": entry.key[0], "id": entry.id},
             "high": _iso(high),
+            "seen": _window(seen, _later(self.since, high), overlap),
         }
+
+
+def _window(
+    seen: Mapping[str, _Seen], upto: dt.datetime | None, overlap: dt.timedelta
+) -> dict[str, list[str]]:
+    """The seen records the next listing (``updated_after`` upto - overlap) shows again.
+
+    A second of margin: the filter is floored to the second. Those left out are only
+    fetched again if listed; nothing is skipped because of a missing entry.
+    """
+    if upto is None:
+        return {}
+    bound = upto - overlap - dt.timedelta(seconds=1)
+    return {rid: s.as_json() for rid, s in sorted(seen.items()) if s.updated_at > bound}
 
 
 def _skipped(raw: Any, exc: SkipRecord, fallback_id: str | None) -> Skipped:
@@ -270,8 +346,14 @@ class _SyncedResource:
     async def _sync_ids(
         self, since: dt.datetime | None, *, archived: bool, lane: Lane
     ) -> list[Any]:
+        items, _ = await self._sync_ids_dated(since, archived=archived, lane=lane)
+        return items
+
+    async def _sync_ids_dated(
+        self, since: dt.datetime | None, *, archived: bool, lane: Lane
+    ) -> tuple[list[Any], dt.datetime | None]:
         try:
-            return await self.client.sync_ids(
+            return await self.client.sync_ids_dated(
                 self.sync_path, filters=self._filter(since), include_archived=archived, lane=lane
             )
         except NotFound as exc:
@@ -301,28 +383,49 @@ class _SyncedResource:
         previous: dict[str, Any] = dict(cursor) if cursor else {"updated_after": None}
         calls = self.client.calls
         query_since = state.since - self.overlap if state.since is not None else None
-        entries = _entries(
-            await self._sync_ids(query_since, archived=self.include_archived, lane=lane)
+        items, listed_at = await self._sync_ids_dated(
+            query_since, archived=self.include_archived, lane=lane
         )
+        listed = _entries(items)
+        # What the overlap window shows again at the version already fetched is not
+        # fetched again (the vendor's own protocol: fetch the ids whose version changed).
+        known = {
+            e.id: state.seen[e.id]
+            for e in listed
+            if e.id in state.seen and state.seen[e.id].version == e.version
+        }
+        high = state.high
+        for unchanged in known.values():
+            high = _later(high, unchanged.updated_at)
+        entries = [e for e in listed if e.id not in known]
         if state.resume is not None:
             entries = [e for e in entries if e.key > state.resume]
         size = max(1, min(self.page_size, SYNC_POST_LIMIT))
         chunks = [entries[i : i + size] for i in range(0, len(entries), size)]
-        high = state.high
         if not chunks:
-            yield Page((), (), state.final(high), final=True, api_calls=self.client.calls - calls)
+            checkpoint = state.final(high, known, self.overlap)
+            yield Page((), (), checkpoint, final=True, api_calls=self.client.calls - calls)
             return
         for index, chunk in enumerate(chunks):
             raws = await self._fetch([e.id for e in chunk], lane)
-            listed = {e.id: e.version for e in chunk}
+            versions = {e.id: e.version for e in chunk}
             for raw in raws:
                 # Only records unchanged since the id list may raise the cursor.
                 rid = mapping.id_text(raw.get("id"))
-                if rid is not None and mapping.record_version(raw) == listed.get(rid):
-                    high = _later(high, mapping.parse_timestamp(raw.get("updated_at")))
+                version = mapping.record_version(raw)
+                if rid is None or version != versions.get(rid):
+                    continue
+                updated_at = mapping.parse_timestamp(raw.get("updated_at"))
+                high = _later(high, updated_at)
+                if updated_at is not None and version is not None and settled(version, listed_at):
+                    known[rid] = _Seen(version, updated_at)
             records, skipped = await self._map_chunk(raws, lane)
             final = index == len(chunks) - 1
-            checkpoint = state.final(high) if final else state.after(chunk[-1], high)
+            checkpoint = (
+                state.final(high, known, self.overlap)
+                if final
+                else state.after(chunk[-1], high, known, self.overlap)
+            )
             # Payments of 100 invoices can outnumber a page: split, and let the earlier
             # parts resume before this chunk (records may repeat, never go missing).
             parts = [records[i : i + MAX_PAGE_SIZE] for i in range(0, len(records), MAX_PAGE_SIZE)]

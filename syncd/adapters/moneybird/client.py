@@ -9,6 +9,8 @@ object), treating anything else like a garbled answer.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -26,6 +28,19 @@ _NEXT_LINK = re.compile(r'<[^>]*>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
 def _segment(value: str) -> str:
     """A path segment with everything but unreserved characters percent-encoded."""
     return quote(value, safe="")
+
+
+def http_date(value: str | None) -> dt.datetime | None:
+    """An HTTP ``Date`` header as a UTC-aware time (whole seconds), or None."""
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000": the sender gave no zone; HTTP dates are GMT
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def has_next_page(response: HttpResponse) -> bool:
@@ -66,6 +81,18 @@ class MoneybirdClient:
         self, resource: str, *, filters: str | None, include_archived: bool, lane: Lane
     ) -> list[Any]:
         """``GET /{resource}/synchronization.json``: every ``{id, version}``, unpaginated."""
+        items, _ = await self.sync_ids_dated(
+            resource, filters=filters, include_archived=include_archived, lane=lane
+        )
+        return items
+
+    async def sync_ids_dated(
+        self, resource: str, *, filters: str | None, include_archived: bool, lane: Lane
+    ) -> tuple[list[Any], dt.datetime | None]:
+        """``sync_ids``, with the vendor's own time of the answer (its ``Date`` header).
+
+        The time is None when the header is missing or unreadable.
+        """
         params: dict[str, str] = {}
         if filters:
             params["filter"] = filters
@@ -74,7 +101,8 @@ class MoneybirdClient:
         response = await self.http.get(
             f"/{resource}/synchronization.json", params=params, lane=lane
         )
-        return self._list(response, f"{resource} synchronization")
+        items = self._list(response, f"{resource} synchronization")
+        return items, http_date(response.headers.get("Date"))
 
     async def sync_records(self, resource: str, ids: Sequence[str], *, lane: Lane) -> list[Any]:
         """``POST /{resource}/synchronization.json``: full records of up to 100 ids."""
