@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +32,13 @@ from syncd.adapters.base import (
 )
 from syncd.adapters.http import RetryPolicy
 from syncd.adapters.simplicate import auth_headers, classify, create_adapter
-from syncd.adapters.simplicate.adapter import OVERLAP, SimplicateAdapter
+from syncd.adapters.simplicate.adapter import (
+    OVERLAP,
+    ContactsResource,
+    SimplicateAdapter,
+    _start,
+)
+from syncd.adapters.simplicate.mapping import local_lower_bound
 from syncd.core.model import (
     Contact,
     Invoice,
@@ -369,13 +375,13 @@ async def test_incremental_filters_use_zone_less_amsterdam_time(
         # The cursor minus the overlap, as Amsterdam wall-clock text (CEST, UTC+2).
         bounds = {v for _, params in sent for k, v in params if k.endswith("[ge]")}
         assert bounds == {"2026-10-23 11:58:00"}
-        assert [c for c, _ in sent] == [
-            "/crm/organization",
-            "/crm/organization",
-            "/crm/person",
-            "/crm/person",
-        ]
-        assert ("sort", "updated_at") in sent[0][1] and ("q[updated_at]", "null") in sent[1][1]
+        # One probe per collection answers the whole quiet pass: rows updated since the
+        # bound OR-ed with rows created since it (new rows may lack updated_at).
+        assert [c for c, _ in sent] == ["/crm/organization", "/crm/person"]
+        for _, params in sent:
+            assert ("q[updated_at][ge]", "2026-10-23 11:58:00") in params
+            assert ("q[or][created_at][ge]", "2026-10-23 11:58:00") in params
+            assert ("metadata", "count") in params
 
 
 async def test_a_record_edited_during_a_pass_does_not_hide_another(
@@ -438,6 +444,87 @@ async def test_new_records_without_updated_at_are_found_by_created_at(
     assert made.external_id in later
     full = await collect(contacts.list_changes(None))
     assert made.external_id in by_id(full)
+
+
+async def test_a_quiet_pass_probes_each_collection_once_and_still_sees_rows_without_updated_at(
+    handle: SandboxHandle,
+    session: aiohttp.ClientSession,
+    emulator: SimplicateEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    adapter = make_adapter(handle, session)
+    contacts = adapter.resource("contacts")
+    cursor = (await collect(contacts.list_changes(None)))[-1].checkpoint
+    emulator.quirks = SimplicateQuirks(new_records_lack_updated_at=True)
+    made = await contacts.create(sample_contact(), client_token=None)
+    assert emulator.dump()["organization"][-1].get("updated_at") in (None, "")
+
+    sent: list[tuple[str, list[tuple[str, str]]]] = []
+    real = adapter.client.list_rows
+
+    async def spy(collection: Any, params: Any, *, lane: Any = "pull") -> Any:
+        sent.append((collection, list(params)))
+        return await real(collection, params, lane=lane)
+
+    monkeypatch.setattr(adapter.client, "list_rows", spy)
+    pages = await collect(contacts.list_changes(cursor))
+    assert made.external_id in by_id(pages)
+    assert [c for c, _ in sent] == ["/crm/organization", "/crm/person"]
+    assert pages[-1].final and sum(p.api_calls for p in pages) == 2
+
+
+async def test_a_probe_that_does_not_hold_every_row_falls_back_to_the_keyset_phases(
+    handle: SandboxHandle,
+    session: aiohttp.ClientSession,
+    emulator: SimplicateEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    adapter = make_adapter(handle, session)  # pages of PAGE_SIZE rows
+    contacts = adapter.resource("contacts")
+    cursor = (await collect(contacts.list_changes(None)))[-1].checkpoint
+    made = [await contacts.create(sample_contact(), client_token=None) for _ in range(PAGE_SIZE)]
+    emulator.quirks = SimplicateQuirks(new_records_lack_updated_at=True)
+    bare = await contacts.create(sample_contact(), client_token=None)
+
+    sent: list[tuple[str, list[tuple[str, str]]]] = []
+    real = adapter.client.list_rows
+
+    async def spy(collection: Any, params: Any, *, lane: Any = "pull") -> Any:
+        sent.append((collection, list(params)))
+        return await real(collection, params, lane=lane)
+
+    monkeypatch.setattr(adapter.client, "list_rows", spy)
+    listed = by_id(await collect(contacts.list_changes(cursor)))
+    assert {m.external_id for m in made} | {bare.external_id} <= set(listed)
+    organization_calls = [p for c, p in sent if c == "/crm/organization"]
+    # The probe, then the updated_at pages, then the created_at phase for bare rows.
+    assert ("q[or][created_at][ge]", cursor_bound(cursor)) in organization_calls[0]
+    assert len(organization_calls) > 2
+    assert any(("q[updated_at]", "null") in p for p in organization_calls[1:])
+
+
+def cursor_bound(cursor: Mapping[str, Any]) -> str:
+    """The wall-clock lower bound a final cursor gives the next incremental pass."""
+    previous = dt.datetime.fromisoformat(cursor["updated_at"])
+    return local_lower_bound(previous - OVERLAP)
+
+
+def test_a_version_1_checkpoint_resumes_in_the_same_phase() -> None:
+    position = _start(
+        {
+            "v": 1,
+            "incremental": True,
+            "since": "2026-10-23 11:58:00",
+            "phase": 3,  # version 1: persons, created_at
+            "key": "2026-10-23 11:58:00",
+            "skip": 0,
+            "high": None,
+            "anchor": None,
+        }
+    )
+    phases = ContactsResource.phases(ContactsResource.__new__(ContactsResource), True)
+    assert phases[position.phase].collection == "/crm/person"
+    assert phases[position.phase].field == "created_at"
 
 
 async def test_an_empty_vendor_lists_one_final_page(

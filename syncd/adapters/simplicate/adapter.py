@@ -13,6 +13,13 @@ Listing (``list_changes``)
     collection, for rows created since the cursor that have no ``updated_at`` yet
     (``q[created_at][ge]`` with ``q[updated_at]=null``): the vendor reference warns that new
     rows may lack one.
+Quiet passes (the probe)
+    An incremental pass first asks each collection once for ``q[updated_at][ge]=<bound>``
+    OR-ed (``q[or][created_at][ge]=<bound>``) with rows created since the bound, with
+    ``metadata=count``. When that one page holds every matching row (the usual case
+    between two polls), it is the collection's whole answer: one call instead of two.
+    Otherwise the keyset phases above read the collection (one call more than before).
+    Organizations and persons stay two collections: two calls for ``contacts``.
 Checkpoints
     A page's checkpoint holds the phase, the keyset position and the highest modification
     time seen so far; the final page's checkpoint is ``{"updated_at": <UTC ISO>}``, the
@@ -95,7 +102,7 @@ __all__ = [
 ]
 
 OVERLAP: Final = dt.timedelta(minutes=2)
-_CHECKPOINT_VERSION: Final = 1
+_CHECKPOINT_VERSION: Final = 2  # 2: incremental passes start each collection with a probe
 _FIND_PAGES: Final = 10  # natural-key lookups read at most this many pages of candidates
 _RESTARTS: Final = 5  # re-reads of a second whose rows moved, per pass, before giving up on it
 
@@ -128,7 +135,7 @@ TimeField = Literal["updated_at", "created_at"]
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Phase:
     collection: Collection
-    field: TimeField
+    field: TimeField | Literal["probe"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -185,7 +192,7 @@ def _later(a: str | None, b: dt.datetime | None) -> str | None:
 
 def _start(cursor: Checkpoint | None) -> _Position:
     """The position a listing starts from: a page checkpoint, a final cursor, or nothing."""
-    if cursor and cursor.get("v") == _CHECKPOINT_VERSION and "phase" in cursor:
+    if cursor and cursor.get("v") in (1, _CHECKPOINT_VERSION) and "phase" in cursor:
         since, key, high = cursor.get("since"), cursor.get("key"), cursor.get("high")
         phase, skip, anchor = cursor.get("phase"), cursor.get("skip"), cursor.get("anchor")
         if (
@@ -195,8 +202,12 @@ def _start(cursor: Checkpoint | None) -> _Position:
             and phase >= 0
             and all(v is None or isinstance(v, str) for v in (since, key, high, anchor))
         ):
+            incremental = bool(cursor.get("incremental"))
+            if incremental and cursor.get("v") == 1:
+                # Version 1 had no probe phases: (updated, created) per collection.
+                phase += phase // 2 + 1
             return _Position(
-                incremental=bool(cursor.get("incremental")),
+                incremental=incremental,
                 since=since,
                 phase=phase,
                 key=key,
@@ -253,8 +264,12 @@ class _SimplicateResource:
         raise NotImplementedError
 
     def phases(self, incremental: bool) -> tuple[_Phase, ...]:
+        """Per collection: a full pass reads by ``updated_at``; an incremental pass probes,
+        and only when the probe cannot answer reads by ``updated_at`` then ``created_at``."""
         phases: list[_Phase] = []
         for collection in dict.fromkeys(self.kinds.values()):
+            if incremental:
+                phases.append(_Phase(collection, "probe"))
             phases.append(_Phase(collection, "updated_at"))
             if incremental:
                 phases.append(_Phase(collection, "created_at"))
@@ -352,6 +367,30 @@ class _SimplicateResource:
                 )
                 return
             phase = phases[position.phase]
+            if phase.field == "probe":
+                probed = await self._probe(phase.collection, position, lane)
+                if probed is None:
+                    position.next_phase()  # more than a page: the keyset phases read it
+                    continue
+                # The probe answered for the whole collection: skip its other two phases.
+                position.phase += 2
+                position.next_phase()
+                final = position.phase >= len(phases)
+                if not (probed[0] or probed[1] or final):
+                    continue
+                yield Page(
+                    records=tuple(probed[0]),
+                    skipped=tuple(probed[1]),
+                    checkpoint=(
+                        {"updated_at": position.high} if final else position.as_checkpoint()
+                    ),
+                    final=final,
+                    api_calls=self.client.calls - calls_before,
+                )
+                calls_before = self.client.calls
+                if final:
+                    return
+                continue
             # Re-read the last row seen: finding it at offset skip - 1 shows that no row of
             # its second moved in front of it since (else that second is read again).
             anchor = position.anchor if position.skip > 0 and restarts <= _RESTARTS else None
@@ -423,6 +462,47 @@ class _SimplicateResource:
             calls_before = self.client.calls
             if final:
                 return
+
+    async def _probe(
+        self, collection: Collection, position: _Position, lane: Lane
+    ) -> tuple[list[VendorRecord], list[Skipped]] | None:
+        """Every row changed or created since the pass's bound, when one page holds them.
+
+        One request asks for ``updated_at >= since`` OR ``created_at >= since`` (the
+        vendor's ``q[or][...]`` term), which is the union of the two keyset phases: a row
+        created since the bound either has ``updated_at`` at or after its creation, or
+        none. ``metadata=count`` tells whether the page holds every matching row; then
+        the order of rows (and where rows without ``updated_at`` sort) does not matter,
+        and the collection costs this one call. Otherwise None: the keyset phases read
+        the collection as before (the probe's rows are read again there).
+        """
+        since = position.since
+        if since is None:
+            return None
+        limit = self._limit()
+        params: list[tuple[str, str]] = [
+            ("offset", "0"),
+            ("limit", str(limit)),
+            ("sort", "updated_at"),
+            ("metadata", "count"),
+            ("q[updated_at][ge]", since),
+            ("q[or][created_at][ge]", since),
+        ]
+        rows, count = await self.client.list_rows(collection, params, lane=lane)
+        complete = len(rows) >= count if count is not None else len(rows) < limit
+        if not complete:
+            return None
+        records: list[VendorRecord] = []
+        skipped: list[Skipped] = []
+        for row in rows:
+            mapped = self._map_row(row)
+            if isinstance(mapped, VendorRecord):
+                records.append(mapped)
+            else:
+                skipped.append(mapped)
+            if isinstance(row, Mapping):
+                position.high = _later(position.high, _changed_at(row))
+        return records, skipped
 
     async def list_ids(self, *, lane: Lane = "reconcile") -> AsyncIterator[list[IdVersion]]:
         """Every id, in batches: ``sort=id`` sweeps whose pages overlap."""
