@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,7 +37,7 @@ import pytest
 from sqlalchemy import func, select
 
 from syncd.app import open_runtime
-from syncd.sandbox.base import VENDORS, VendorName
+from syncd.sandbox.base import VENDORS, SandboxOptions, VendorName, VendorSeed
 from syncd.sandbox.moneybird import MoneybirdEmulator
 from syncd.sandbox.simplicate import SimplicateEmulator, SimplicateQuirks
 from syncd.sandbox.testing import running_sandbox
@@ -58,6 +59,9 @@ from tests.integration.helpers import (
     sandbox_options,
     seeds_for,
 )
+from tests.invoices.helpers import RATES, held_invoices, payment_count, random_lines, seed_invoice
+from tests.invoices.helpers import config_data as books_config
+from tests.invoices.helpers import seed_contact as invoice_seed_contact
 
 # Every request of a quiet pass, per vendor (see the module docstring for the why).
 QUIET_PASS: dict[VendorName, Counter[str]] = {
@@ -208,3 +212,99 @@ async def test_changes_made_just_before_the_quiet_pass_are_picked_up(world: Sync
         )
     # Once those changes have settled, the quiet pass is back to its floor.
     assert await quiet_once(world) == QUIET_PASS
+
+
+# ---------------------------------------------------------------- invoices and payments
+
+# Every request of a quiet pass of a contacts + invoices flow (resources contacts,
+# invoices, payments), per CRM -> bookkeeping pair, with INVOICES invoices of which one
+# is paid (one receipt). Each resource is one list call, except:
+# - moneybird lists its sales invoices once for invoices and once for payments (payments
+#   live inside their invoices; there is no payment list or sync, vendor reference §6);
+# - simplbooks, a snapshot vendor, lists invoices for both resources and then reads every
+#   invoice (rows and the unpaid rest are not in list rows) and its bound receipts (no
+#   receipt list can say which invoice a receipt pays): vendor reference §8, §9 and §11
+#   (row-only edits and partial payments show nowhere else).
+INVOICES = 3
+QUIET_BOOKS_PASS: dict[tuple[VendorName, VendorName], dict[VendorName, Counter[str]]] = {
+    ("simplicate", "moneybird"): {
+        "simplicate": Counter(
+            {
+                "GET /crm/organization": 1,
+                "GET /crm/person": 1,
+                "GET /invoices/invoice": 1,
+                "GET /invoices/payment": 1,
+            }
+        ),
+        "moneybird": Counter(
+            {"GET /contacts/synchronization.json": 1, "GET /sales_invoices/synchronization.json": 2}
+        ),
+    },
+    ("perfex", "simplbooks"): {
+        "perfex": Counter(
+            {"GET /customers": 1, "GET /contacts": 1, "GET /invoices": 1, "GET /payments": 1}
+        ),
+        "simplbooks": Counter(
+            {
+                "GET /clients/list": 1,
+                "GET /invoices/list": 2,
+                "GET /invoices/get/{id}": INVOICES,
+                "GET /invoices/get_bound_receipts/{id}": INVOICES,
+                "GET /incomings/get/{id}": 1,
+            }
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize("pair", list(QUIET_BOOKS_PASS), ids=lambda p: "->".join(p))
+async def test_a_quiet_pass_of_invoices_lists_each_resource_once(
+    pair: tuple[VendorName, VendorName], sqlite_db_url: str
+) -> None:
+    crm, books = pair
+    rng = random.Random(f"quiet:{crm}->{books}")
+    contacts = (
+        invoice_seed_contact("c1", "Acme B.V.", email="info@acme.nl", vat="NL123456789B01"),
+        invoice_seed_contact("c2", "Beta Bouw B.V.", email="post@betabouw.nl"),
+    )
+    invoices = tuple(
+        seed_invoice(
+            f"i{n}",
+            contacts[n % 2].key,
+            random_lines(rng, 2, RATES[books]),
+            number=f"INV-{n:06d}",
+        )
+        for n in range(1, INVOICES + 1)
+    )
+    options = SandboxOptions(
+        seed=7, contacts=0, invoices=0, rate_limits=False, fault_rate=0.0, control=True
+    )
+    vendors = (crm, books)
+    async with running_sandbox(options, vendors=vendors, clock=TickingClock(START)) as handle:
+        load_seeds(handle, {crm: VendorSeed(contacts, invoices), books: VendorSeed((), ())})
+        if books == "moneybird":
+            moneybird = handle.emulators["moneybird"]
+            assert isinstance(moneybird, MoneybirdEmulator)
+            epoch = dataclasses.replace(moneybird.quirks, version_mode="epoch")
+            moneybird.quirks = moneybird.store.quirks = epoch
+        data = books_config(handle, crm, books, sqlite_db_url, conflict="manual")
+        settings = parse_settings(data, environ={}, base_dir=Path("."))
+        async with open_runtime(settings, shared_budgets=False) as runtime:
+            engine = runtime.engine
+            totals = await engine.once()
+            assert {n: st.errors for n, st in totals.items()} == {crm: [], books: []}
+            held = held_invoices(handle.emulators[books])
+            assert len(held) == INVOICES
+            handle.emulators[books].register_payment(held[0].id, held[0].total, START.date())
+            totals = await engine.once()
+            assert {n: st.errors for n, st in totals.items()} == {crm: [], books: []}
+            assert payment_count(handle.emulators[crm]) == 1
+
+            writes = {v: handle.counters(v).writes for v in vendors}
+            before = {v: Counter(handle.counters(v).requests) for v in vendors}
+            again = await engine.once()
+            spent = {v: Counter(handle.counters(v).requests) - before[v] for v in vendors}
+
+            assert {v: handle.counters(v).writes for v in vendors} == writes
+            assert all((st.pushed, st.changed, st.errors) == (0, 0, []) for st in again.values())
+            assert spent == QUIET_BOOKS_PASS[pair]
