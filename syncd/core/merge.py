@@ -18,6 +18,19 @@ account changed (``incoming != base``) is merged by these rules, in order:
 7. otherwise both sides changed the field: a conflict, settled by the flow's policy
    (``policy.resolve``) or queued.
 
+Contact kinds (``kind_fixed``, ``kind_blind``). One real-world contact may be filed as a
+person in one vendor and as an organization in another (a sole trader). An account that
+cannot change a contact's kind keeps each copy's kind for good, so:
+
+- a copy there of another kind than the canonical record reports its own filing in
+  ``kind`` and ``name`` (a person's name against a business's): neither changes the
+  canonical record nor raises a conflict; its other fields merge as usual;
+- where every other holder of the record keeps its own kind (or cannot tell kinds at
+  all), a differing ``kind`` from an account that can change it is taken without a
+  conflict: contesting it would change nothing in those copies;
+- when a merge takes the account's ``kind``, a conflicting ``name`` from that account is
+  taken with it (a name belongs to its kind: a person's name is no business name).
+
 When ``base`` is None every field counts as changed. Values are compared with ``==``
 exactly as given: the merge does not normalise, so callers pass ``to_fields`` output of
 normalised records (where an empty optional text is already None, never ""). A field
@@ -111,6 +124,44 @@ def is_empty(value: Any) -> bool:
     return isinstance(value, str | list | tuple | dict) and len(value) == 0
 
 
+def _own_filing(
+    account: str,
+    incoming: Mapping[str, Any],
+    canonical: Mapping[str, Any] | None,
+    kind_fixed: Collection[str],
+) -> frozenset[str]:
+    """The fields ``incoming`` reports as the account's own filing of another kind."""
+    if account not in kind_fixed or canonical is None:
+        return frozenset()
+    kind = incoming.get("kind")
+    if kind is None or canonical.get("kind") in (None, kind):
+        return frozenset()
+    return frozenset({"kind", "name"})
+
+
+def _kind_settled(
+    account: str,
+    holders: Collection[str] | None,
+    kind_fixed: Collection[str],
+    kind_blind: Collection[str],
+) -> bool:
+    """Whether ``account`` may set the kind uncontested: no other holder can follow it."""
+    keeping = frozenset(kind_fixed) | frozenset(kind_blind)
+    if holders is None or account in keeping:
+        return False
+    others = frozenset(holders) - {account}
+    return bool(others) and others <= keeping
+
+
+def _names(accounts: Collection[str]) -> str:
+    return ", ".join(sorted(accounts))
+
+
+def _a(kind: object) -> str:
+    text = str(kind)
+    return f"an {text}" if text[:1] in ("a", "e", "i", "o", "u") else f"a {text}"
+
+
 def merge(
     *,
     account: str,
@@ -123,6 +174,8 @@ def merge(
     carried: Collection[str] | None = None,
     open_conflicts: Collection[str] = (),
     holders: Collection[str] | None = None,
+    kind_fixed: Collection[str] = (),
+    kind_blind: Collection[str] = (),
 ) -> MergeResult:
     """Merge ``incoming`` from ``account`` into ``canonical`` against the link's ``base``.
 
@@ -135,7 +188,9 @@ def merge(
     incoming field); other incoming fields never change the canonical record or raise a
     conflict, though they still go into the new base. ``open_conflicts``: fields of this
     record with a conflict already queued. ``holders``: the accounts that hold a linked
-    copy of the record (None: every owner counts as holding it).
+    copy of the record (None: every owner counts as holding it). ``kind_fixed``: accounts
+    that cannot change a contact's kind (``plan.fixes_kind``); ``kind_blind``: accounts
+    that cannot tell persons from organizations (see the module docstring).
 
     Pure and deterministic: fields are visited in sorted order and the result depends
     only on the arguments. See the module docstring for the rules.
@@ -150,6 +205,8 @@ def merge(
     queued: list[Resolution] = []
     refused: list[Refusal] = []
     arrived = Origin(account, incoming_at)
+    own_filing = _own_filing(account, incoming, canonical, kind_fixed)
+    kind_settled = _kind_settled(account, holders, kind_fixed, kind_blind)
 
     def take(name: str, new: Any, reason: str) -> None:
         updates.append(FieldUpdate(name, merged.get(name), new, arrived, reason))
@@ -159,6 +216,8 @@ def merge(
     for name in sorted(incoming):
         if carried is not None and name not in carried:
             continue
+        if name in own_filing:
+            continue  # the copy's own filing as another kind: not a change to merge
         new = incoming[name]
         agreed = base.get(name, MISSING) if base is not None else MISSING
         if agreed is not MISSING and new == agreed:
@@ -218,6 +277,18 @@ def merge(
                 continue
             if is_empty(new):
                 continue  # nothing to contest; the planner writes the current value back
+        if name == "kind" and kind_settled:
+            others = _names(frozenset(holders or ()) - {account})
+            take(
+                name,
+                new,
+                f"{account} files it as {_a(new)}; {others} cannot change a contact's kind, "
+                "so their copies keep their own: the kind differs by vendor design",
+            )
+            continue
+        if name == "name" and any(u.field == "kind" for u in updates):
+            take(name, new, f"the name of the {incoming.get('kind')} {account} filed it as")
+            continue
         resolution = resolve(conflict, flow.conflict)
         if resolution.outcome == "queued":
             queued.append(resolution)

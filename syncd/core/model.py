@@ -559,6 +559,51 @@ def normalise_contact(contact: Contact) -> Contact:
     )
 
 
+# Fields only one kind of contact has where a vendor files persons and organizations as
+# different records (Simplicate): a person there has no VAT or chamber of commerce number,
+# an organization no first and last name of its own.
+KIND_ONLY_FIELDS: Mapping[ContactKind, frozenset[str]] = {
+    "person": frozenset({"first_name", "last_name"}),
+    "organization": frozenset({"vat_number", "coc_number"}),
+}
+
+
+def person_name(first_name: str | None, last_name: str | None) -> str | None:
+    """A person's display name: first and last name joined by a space (None: neither)."""
+    parts = (clean_text(first_name), clean_text(last_name))
+    return " ".join(part for part in parts if part) or None
+
+
+def contact_as_kind(
+    fields: Mapping[str, Any], kind: ContactKind, held: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Canonical contact ``fields`` as a copy filed under ``kind`` holds them.
+
+    One real-world contact may be filed as a person in one vendor and as an organization
+    in another (a sole trader: the owner in the CRM, the business in the books). The
+    fields mean the same in both filings except the kind and the name: a person's name is
+    its first and last name, an organization's is the business's own name. So a copy of
+    another kind than ``fields`` gets:
+
+    - a person copy: the kind ``person`` and the name made of the first and last name
+      (the organization's contact person); without either, the copy keeps its own name
+      (``held``), since the business's name is no person's name;
+    - an organization copy: the kind ``organization`` and its own business name
+      (``held``): the person's name is not the business's; without a copy yet, the
+      person's name.
+
+    Every other field is taken as it is. A copy of the same kind is ``fields`` unchanged.
+    """
+    if fields.get("kind") == kind:
+        return dict(fields)
+    own = (held or {}).get("name")
+    if kind == "person":
+        name = person_name(fields.get("first_name"), fields.get("last_name")) or own
+    else:
+        name = own
+    return {**fields, "kind": kind, "name": fields.get("name") if name is None else name}
+
+
 def _line_total(line: InvoiceLine) -> Decimal:
     if line.line_total is not None:
         return money(line.line_total)

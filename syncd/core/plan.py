@@ -13,6 +13,11 @@ says what each account needs:
   ``sent_mutable`` is a ``conflict`` action, never an update (the mutable rest still
   updates);
 - a read-only account: a ``skip`` saying what was not written;
+- a contact whose kind the account cannot change (``Target.kind_fixed``): the linked copy
+  keeps the kind it was created with, ``kind`` is never written there, and the record is
+  compared and written as a copy of that kind holds it (``as_held``), so a sole trader
+  filed as a person there and as an organization elsewhere converges on every other
+  field without an endless update of its names;
 - a deleted canonical record: ``remove`` or ``skip`` per the flow's ``delete`` policy and
   what the vendor can do (``Target.removal``).
 
@@ -26,6 +31,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeAlias, get_args
 
+from syncd.core.model import CONTACT_KINDS, KIND_ONLY_FIELDS, ContactKind, contact_as_kind
 from syncd.core.policy import MISSING, FlowPolicy, Resource
 
 Op: TypeAlias = Literal["create", "update", "remove", "skip", "conflict"]
@@ -66,6 +72,22 @@ class CapabilityView(Protocol):
         """Whether an invoice can be held there as an unnumbered draft."""
         ...
 
+    @property
+    def contact_kinds(self) -> bool:
+        """Whether the vendor tells persons from organizations."""
+        ...
+
+
+def fixes_kind(capabilities: CapabilityView) -> bool:
+    """Whether a vendor files each contact under the kind it was created with, for good.
+
+    That is a vendor that tells persons from organizations but cannot write a contact's
+    kind (Simplicate keeps them in two collections). A vendor that cannot tell them apart
+    at all (SimplBooks) does not count: the kind it reports says nothing.
+    """
+    writable = capabilities.writable_fields.get("contacts", frozenset())
+    return capabilities.contact_kinds and "kind" not in writable
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -74,9 +96,11 @@ class Target:
     ``base`` is the link's base (None: the account holds no linked copy). ``sent``: the
     linked invoice is already sent/finalised at that vendor. ``drafts``: the vendor can
     hold a draft invoice (else a draft is not created there until it is finalised).
-    ``read_only``: nothing may be written to the account. ``detached``: the record was deleted in this account
-    under ``delete = "ignore"`` and is never written there again. A paused account is
-    planned for like an active one: its outbox rows wait until the pause ends.
+    ``read_only``: nothing may be written to the account. ``detached``: the record was
+    deleted in this account under ``delete = "ignore"`` and is never written there again.
+    ``kind_fixed``: the account cannot change a contact's kind (``fixes_kind``), so a linked
+    copy keeps the kind it was created with. A paused account is planned for like an
+    active one: its outbox rows wait until the pause ends.
     """
 
     account: str
@@ -88,6 +112,7 @@ class Target:
     sent: bool = False
     detached: bool = False
     drafts: bool = True
+    kind_fixed: bool = False
 
     @property
     def linked(self) -> bool:
@@ -117,6 +142,7 @@ class Target:
             sent=sent,
             detached=detached,
             drafts=capabilities.invoice_drafts,
+            kind_fixed=resource == "contacts" and fixes_kind(capabilities),
         )
 
 
@@ -145,15 +171,65 @@ def _names(fields: Collection[str]) -> str:
     return ", ".join(sorted(fields))
 
 
+def copy_kind(target: Target) -> ContactKind | None:
+    """The kind of ``target``'s linked copy where the account cannot change it, else None."""
+    if not target.kind_fixed or target.base is None:
+        return None
+    held = target.base.get("kind")
+    return next((kind for kind in CONTACT_KINDS if kind == held), None)
+
+
+def kept_kind(canonical: Mapping[str, Any], target: Target) -> ContactKind | None:
+    """The kind ``target``'s copy keeps against ``canonical``, or None when it follows it.
+
+    Only a linked copy in an account that cannot change a contact's kind keeps its own,
+    and only when that differs from the canonical kind.
+    """
+    kind = copy_kind(target)
+    if kind is None or "kind" not in canonical or canonical["kind"] == kind:
+        return None
+    return kind
+
+
+def unheld_fields(target: Target) -> frozenset[str]:
+    """Fields ``target``'s copy cannot hold for its kind: ``kind`` itself and the fields
+    only the other kind has (``model.KIND_ONLY_FIELDS``), where the kind is fixed there."""
+    if not target.kind_fixed:
+        return frozenset()
+    kind = copy_kind(target)
+    others = frozenset().union(*(KIND_ONLY_FIELDS[k] for k in CONTACT_KINDS if k != kind))
+    return frozenset({"kind"}) | (others if kind is not None else frozenset())
+
+
+def as_held(canonical: Mapping[str, Any], target: Target) -> Mapping[str, Any]:
+    """``canonical`` as ``target``'s copy should hold it (what to compare and to write).
+
+    A copy that keeps another kind than the canonical record (``kept_kind``) holds the
+    record in that kind's shape: ``model.contact_as_kind``. Any other copy holds the
+    canonical record itself. The runner builds the value of an update from this too, so
+    the vendor is never asked to turn a person into an organization.
+    """
+    kind = kept_kind(canonical, target)
+    if kind is None:
+        return canonical
+    return contact_as_kind(canonical, kind, target.base)
+
+
 def pending_fields(
     canonical: Mapping[str, Any], target: Target, *, exclude: Collection[str] = ()
 ) -> frozenset[str]:
-    """Writable fields of ``target`` whose canonical value differs from its base."""
+    """Writable fields of ``target`` whose value for it (``as_held``) differs from its base.
+
+    Where the account cannot change a contact's kind, neither ``kind`` nor a field only
+    the other kind has is ever pending (``unheld_fields``).
+    """
     base = target.base or {}
+    wanted = as_held(canonical, target)
+    skipped = frozenset(exclude) | unheld_fields(target)
     return frozenset(
         name
         for name in target.writable
-        if name in canonical and name not in exclude and canonical[name] != base.get(name, MISSING)
+        if name in wanted and name not in skipped and wanted[name] != base.get(name, MISSING)
     )
 
 
@@ -228,10 +304,19 @@ def _plan_target(
             )
         pending = pending & target.sent_mutable
     if pending:
-        actions.append(
-            act("update", pending, f"{account} holds an older value of {_names(pending)}")
-        )
+        reason = f"{account} holds an older value of {_names(pending)}"
+        kind = kept_kind(canonical, target)
+        if kind is not None:
+            reason += (
+                f"; its copy stays {_a(kind)}: {account} cannot change a contact's kind, "
+                "so the kind differs by vendor design"
+            )
+        actions.append(act("update", pending, reason))
     return actions
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _plan_removal(flow: FlowPolicy, targets: Sequence[Target]) -> tuple[Action, ...]:

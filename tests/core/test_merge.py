@@ -645,3 +645,141 @@ def test_property_a_second_pass_with_the_same_incoming_changes_nothing(
     )
     assert nothing_happened(second)
     assert second.merged == first.merged
+
+
+# --------------------------------------------------------------------------- contact kinds
+
+# A sole trader: the owner (a person) in the CRM, which cannot change a contact's kind
+# (Simplicate), and the business (an organization) in the books (Moneybird).
+OWNER: dict[str, Any] = {
+    "kind": "person",
+    "name": "Jan Jansen",
+    "first_name": "Jan",
+    "last_name": "Jansen",
+    "email": "jan@jansenadvies.nl",
+    "vat_number": None,
+}
+BUSINESS: dict[str, Any] = {
+    **OWNER,
+    "kind": "organization",
+    "name": "Jansen Advies",
+    "vat_number": "NL123456782B01",
+}
+FIXED = frozenset({CRM})
+
+
+def test_a_copy_filed_as_another_kind_where_the_kind_is_fixed_changes_no_kind_or_name() -> None:
+    result = run(OWNER, base=None, canonical=BUSINESS, kind_fixed=FIXED, flow=MANUAL)
+    assert (changes(result), result.queued, result.resolved) == ({}, (), ())
+    assert result.new_base == OWNER  # what the CRM holds, so its next pull is no change
+
+
+def test_other_fields_of_a_copy_of_another_kind_still_merge() -> None:
+    owner = {**OWNER, "first_name": "Johan", "name": "Johan Jansen", "email": "jan@jansen.nl"}
+    result = run(owner, base=OWNER, canonical=BUSINESS, kind_fixed=FIXED)
+    assert changes(result) == {
+        "email": ("jan@jansenadvies.nl", "jan@jansen.nl"),
+        "first_name": ("Jan", "Johan"),
+    }
+    assert result.merged["name"] == "Jansen Advies"
+
+
+def test_a_copy_of_the_canonical_kind_merges_its_name_where_the_kind_is_fixed() -> None:
+    renamed = {**OWNER, "name": "Jan de Jansen"}
+    result = run(renamed, base=OWNER, canonical=OWNER, kind_fixed=FIXED)
+    assert changes(result) == {"name": ("Jan Jansen", "Jan de Jansen")}
+
+
+@pytest.mark.parametrize("flow", [NEWEST, MANUAL], ids=["newest", "manual"])
+def test_the_kind_of_a_vendor_that_can_change_it_is_taken_over_fixed_copies(
+    flow: FlowPolicy,
+) -> None:
+    # The CRM's person is the newer copy: a policy would have kept its kind and name and
+    # turned the books' business into a person.
+    result = run(
+        BUSINESS,
+        account=BOOKS,
+        base=None,
+        canonical=OWNER,
+        flow=flow,
+        incoming_at=T0,
+        origins={name: Origin(CRM, T1) for name in OWNER},
+        holders={CRM, BOOKS},
+        kind_fixed=FIXED,
+    )
+    assert changes(result) == {
+        "kind": ("person", "organization"),
+        "name": ("Jan Jansen", "Jansen Advies"),
+        "vat_number": (None, "NL123456782B01"),
+    }
+    assert (result.queued, result.resolved) == ((), ())
+    kind = next(u for u in result.updates if u.field == "kind")
+    assert kind.reason == (
+        "acme-books files it as an organization; acme-crm cannot change a contact's kind, "
+        "so their copies keep their own: the kind differs by vendor design"
+    )
+
+
+def test_a_kind_blind_holder_does_not_contest_the_kind_either() -> None:
+    result = run(
+        BUSINESS,
+        account=BOOKS,
+        base=None,
+        canonical=OWNER,
+        flow=MANUAL,
+        holders={CRM, "acme-sb", BOOKS},
+        kind_fixed=FIXED,
+        kind_blind={"acme-sb"},
+    )
+    assert result.merged["kind"] == "organization" and result.queued == ()
+
+
+def test_the_kind_stays_contested_while_another_holder_can_follow_it() -> None:
+    result = run(
+        BUSINESS,
+        account=BOOKS,
+        base=None,
+        canonical=OWNER,
+        flow=MANUAL,
+        holders={CRM, "acme-erp", BOOKS},
+        kind_fixed=FIXED,
+    )
+    assert result.queued_fields == {"kind", "name"}
+    # Without the holders or the fixed accounts the merge is as it always was.
+    for extra in ({"kind_fixed": FIXED}, {"holders": {CRM, BOOKS}}):
+        plain = run(BUSINESS, account=BOOKS, base=None, canonical=OWNER, flow=MANUAL, **extra)
+        assert plain.queued_fields == {"kind", "name"}
+
+
+def test_a_name_follows_the_kind_taken_with_it() -> None:
+    # The books turned the person into a business; meanwhile the CRM renamed the person,
+    # later than the books' edit. The kind is taken (only the books changed it), and a
+    # business named after the person would be wrong: the name goes with the kind.
+    base = {**OWNER, "name": "J. Jansen"}
+    result = run(
+        BUSINESS,
+        account=BOOKS,
+        base=base,
+        canonical=OWNER,
+        flow=NEWEST,
+        incoming_at=T0,
+        origins={"name": Origin(CRM, T1)},
+    )
+    assert changes(result) == {
+        "kind": ("person", "organization"),
+        "name": ("Jan Jansen", "Jansen Advies"),
+        "vat_number": (None, "NL123456782B01"),
+    }
+    assert result.resolved == ()
+    # Without the kind change the newer CRM name would have won.
+    assert (
+        run(
+            {**BUSINESS, "kind": "person"},
+            account=BOOKS,
+            base=base,
+            canonical=OWNER,
+            incoming_at=T0,
+            origins={"name": Origin(CRM, T1)},
+        ).merged["name"]
+        == "Jan Jansen"
+    )

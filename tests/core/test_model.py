@@ -27,6 +27,7 @@ from syncd.core.model import (
     canonical_json,
     clean_text,
     compute_totals,
+    contact_as_kind,
     contact_from_fields,
     fingerprint,
     from_fields,
@@ -44,6 +45,7 @@ from syncd.core.model import (
     normalise_postal_code,
     normalise_website,
     payment_from_fields,
+    person_name,
     quantity,
     to_fields,
     totals_match,
@@ -1042,3 +1044,50 @@ def test_storage_problems_of_a_storable_value_is_empty() -> None:
     assert storage_problems(_org(email="x" * 255)) == [
         "email is 255 characters long; syncd stores at most 254"
     ]
+
+
+# --------------------------------------------------------------------------- contact kinds
+
+BUSINESS: dict[str, Any] = {
+    "kind": "organization",
+    "name": "Jansen Advies",
+    "first_name": "Jan",
+    "last_name": "de Vries",
+    "email": "jan@jansenadvies.nl",
+    "vat_number": "NL123456782B01",
+}
+
+
+def test_a_person_name_joins_first_and_last_name() -> None:
+    assert person_name("Jan", "de Vries") == "Jan de Vries"
+    assert person_name(" Jan ", None) == "Jan"
+    assert person_name(None, "") is None
+
+
+def test_a_copy_of_the_same_kind_holds_the_fields_unchanged() -> None:
+    assert contact_as_kind(BUSINESS, "organization", {"name": "Old name"}) == BUSINESS
+
+
+def test_a_person_copy_of_an_organization_is_named_after_its_contact_person() -> None:
+    held = contact_as_kind(BUSINESS, "person", {"kind": "person", "name": "J. de Vries"})
+    assert held == {**BUSINESS, "kind": "person", "name": "Jan de Vries"}
+
+
+def test_a_person_copy_keeps_its_own_name_when_the_organization_names_no_person() -> None:
+    fields = {**BUSINESS, "first_name": None, "last_name": None}
+    held = contact_as_kind(fields, "person", {"kind": "person", "name": "Jan de Vries"})
+    assert (held["kind"], held["name"]) == ("person", "Jan de Vries")
+
+
+def test_an_organization_copy_of_a_person_keeps_its_business_name() -> None:
+    owner = {**BUSINESS, "kind": "person", "name": "Jan de Vries"}
+    held = contact_as_kind(owner, "organization", {"kind": "organization", "name": "Jansen Advies"})
+    assert held == {**owner, "kind": "organization", "name": "Jansen Advies"}
+    # No copy yet: the person's name is the best name there is.
+    assert contact_as_kind(owner, "organization")["name"] == "Jan de Vries"
+
+
+def test_a_kind_copy_is_a_valid_contact() -> None:
+    fields = to_fields(Contact(**BUSINESS))
+    held = contact_from_fields(contact_as_kind(fields, "person", None))
+    assert held == Contact(**{**BUSINESS, "kind": "person", "name": "Jan de Vries"})

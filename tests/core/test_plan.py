@@ -12,15 +12,19 @@ from hypothesis import strategies as st
 
 from syncd.adapters.base import Capabilities
 from syncd.adapters.moneybird.adapter import CAPABILITIES as MONEYBIRD
+from syncd.adapters.simplbooks.adapter import CAPABILITIES as SIMPLBOOKS
+from syncd.adapters.simplicate.adapter import CAPABILITIES as SIMPLICATE
 from syncd.core.merge import merge
 from syncd.core.plan import (
     OPS,
     Action,
     Target,
+    as_held,
     base_after_write,
     decide_deletion,
     decide_revival,
     describe,
+    fixes_kind,
     pending_fields,
     plan,
 )
@@ -541,6 +545,101 @@ def test_a_resource_the_vendor_lacks_gives_an_empty_target() -> None:
     assert isinstance(bare, Capabilities)
     target = Target.from_capabilities(BOOKS, bare, "payments", base={})
     assert (target.writable, target.removal, target.linked) == (frozenset(), "none", True)
+
+
+# ----------------------------------------------------------------------------- contact kinds
+
+# A sole trader: the business in the books (the canonical record), the owner in the CRM.
+BUSINESS: dict[str, Any] = {
+    "kind": "organization",
+    "name": "Jansen Advies",
+    "first_name": "Jan",
+    "last_name": "Jansen",
+    "email": "jan@jansenadvies.nl",
+    "phone": "+31611112222",
+    "vat_number": "NL123456782B01",
+    "coc_number": "12345678",
+}
+OWNER_COPY: dict[str, Any] = {
+    **BUSINESS,
+    "kind": "person",
+    "name": "Jan Jansen",
+    "vat_number": None,
+    "coc_number": None,
+}
+
+
+def crm_copy(base: dict[str, Any] | None = OWNER_COPY) -> Target:
+    return Target.from_capabilities(CRM, SIMPLICATE, "contacts", base=base)
+
+
+def test_only_a_vendor_that_tells_kinds_apart_but_cannot_write_them_fixes_the_kind() -> None:
+    assert fixes_kind(SIMPLICATE)
+    assert not fixes_kind(MONEYBIRD)  # can turn a person into an organization
+    assert not fixes_kind(SIMPLBOOKS)  # cannot tell them apart at all
+    assert crm_copy().kind_fixed
+    assert not Target.from_capabilities(CRM, SIMPLICATE, "invoices").kind_fixed
+    assert not Target.from_capabilities(BOOKS, MONEYBIRD, "contacts").kind_fixed
+
+
+def test_a_copy_of_another_kind_is_in_step_when_only_the_kind_and_its_name_differ() -> None:
+    assert plan(flow=CONTACTS, canonical=BUSINESS, targets=[crm_copy()]) == ()
+    assert pending_fields(BUSINESS, crm_copy()) == frozenset()
+
+
+def test_an_update_to_a_copy_of_another_kind_never_carries_the_kind() -> None:
+    canonical = {**BUSINESS, "email": "jan@jansen.nl", "first_name": "Johan"}
+    (action,) = plan(flow=CONTACTS, canonical=canonical, targets=[crm_copy()])
+    # The owner's name follows the first name; the business's own name does not.
+    assert (action.op, action.fields) == ("update", frozenset({"email", "first_name", "name"}))
+    assert action.reason == (
+        "acme-crm holds an older value of email, first_name, name; its copy stays a person: "
+        "acme-crm cannot change a contact's kind, so the kind differs by vendor design"
+    )
+    held = as_held(canonical, crm_copy())
+    assert (held["kind"], held["name"], held["first_name"]) == ("person", "Johan Jansen", "Johan")
+
+
+def test_fields_only_the_other_kind_has_are_not_written_where_the_kind_is_fixed() -> None:
+    # A Simplicate person has no VAT or chamber of commerce number; an organization
+    # there has no first or last name. Same kind or not, they are never pending.
+    assert pending_fields({**BUSINESS, "vat_number": "NL999999999B01"}, crm_copy()) == set()
+    assert crm_copy().writable >= {"vat_number", "coc_number", "first_name", "last_name"}
+    business_copy = {**BUSINESS, "first_name": None, "last_name": None}
+    owner = {**BUSINESS, "kind": "person", "name": "Jan Jansen", "first_name": "Johan"}
+    target = crm_copy(business_copy)
+    assert pending_fields(owner, target) == frozenset()
+    assert as_held(owner, target)["name"] == "Jansen Advies"  # the business's own name
+
+
+def test_a_kind_a_vendor_can_change_is_still_written() -> None:
+    target = Target.from_capabilities(BOOKS, MONEYBIRD, "contacts", base=OWNER_COPY)
+    (action,) = plan(flow=CONTACTS, canonical=BUSINESS, targets=[target])
+    assert action.fields == frozenset({"kind", "name", "vat_number", "coc_number"})
+    assert as_held(BUSINESS, target) == BUSINESS
+
+
+def test_a_create_where_the_kind_is_fixed_carries_the_canonical_kind() -> None:
+    (action,) = plan(flow=CONTACTS, canonical=BUSINESS, targets=[crm_copy(None)])
+    assert action.op == "create"
+    assert as_held(BUSINESS, crm_copy(None)) == BUSINESS
+
+
+def test_a_copy_of_another_kind_converges_after_one_update() -> None:
+    canonical = {**BUSINESS, "email": "jan@jansen.nl", "last_name": "Jansen-Smit"}
+    target = crm_copy()
+    (action,) = plan(flow=CONTACTS, canonical=canonical, targets=[target])
+    # What the vendor holds afterwards: the value it was sent, minus what a person lacks.
+    sent = as_held(canonical, target)
+    written = {**sent, "vat_number": None, "coc_number": None}
+    base = base_after_write(target.base, action, written)
+    assert base is not None and base["kind"] == "person"
+    assert plan(flow=CONTACTS, canonical=canonical, targets=[crm_copy(base)]) == ()
+
+
+def test_a_deleted_copy_of_another_kind_counts_no_name_as_a_modify() -> None:
+    decision = decide_deletion(flow=CONTACTS, target=crm_copy(), canonical=BUSINESS)
+    assert decision.outcome == "delete"
 
 
 # ----------------------------------------------------------------------------- properties
