@@ -24,7 +24,7 @@ Cursor
 Quiet passes
     The overlap window lists the newest records again on every pass, changed or not.
     Every cursor therefore also carries ``seen``: the records inside the window already
-    fetched at the version now listed (id -> version and ``updated_at``). Those are not
+    fetched at the version now listed (id -> version). Those are not
     fetched again, so a pass over an account where nothing changed is the one id-list
     call. A record enters ``seen`` only when the listing's ``Date`` header (the vendor's
     clock) is past the second its version names (``settled``): versions are epoch
@@ -170,28 +170,15 @@ def _entries(items: Iterable[Any]) -> list[_Entry]:
     return sorted(seen.values(), key=lambda e: e.key)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Seen:
-    """A record fetched at ``version`` whose content was final for that version."""
-
-    version: str
-    updated_at: dt.datetime
-
-    def as_json(self) -> list[str]:
-        return [self.version, self.updated_at.isoformat()]
-
-
-def _parse_seen(raw: Any) -> dict[str, _Seen]:
-    seen: dict[str, _Seen] = {}
+def _parse_seen(raw: Any) -> dict[str, str]:
+    """A cursor's ``seen`` (id -> version); anything unreadable is left out (fetched again)."""
     if not isinstance(raw, Mapping):
-        return seen
-    for key, value in raw.items():
+        return {}
+    seen: dict[str, str] = {}
+    for key, version in raw.items():
         rid = mapping.id_text(key)
-        if rid is None or not isinstance(value, list | tuple) or len(value) != 2:
-            continue
-        version, updated_at = value[0], mapping.parse_timestamp(value[1])
-        if isinstance(version, str) and updated_at is not None:
-            seen[rid] = _Seen(version, updated_at)
+        if rid is not None and isinstance(version, str):
+            seen[rid] = version
     return seen
 
 
@@ -216,7 +203,7 @@ class _Cursor:
     resume: tuple[int, int] | None
     high: dt.datetime | None
     # Records already fetched at their listed version (inside the overlap window).
-    seen: Mapping[str, _Seen] = dataclasses.field(default_factory=dict)
+    seen: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def parse(cls, cursor: Checkpoint | None) -> _Cursor:
@@ -235,7 +222,7 @@ class _Cursor:
         return cls(since, resume, high, seen)
 
     def final(
-        self, high: dt.datetime | None, seen: Mapping[str, _Seen], overlap: dt.timedelta
+        self, high: dt.datetime | None, seen: Mapping[str, str], overlap: dt.timedelta
     ) -> dict[str, Any]:
         upto = _later(self.since, high)
         return {"updated_after": _iso(upto), "seen": _window(seen, upto, overlap)}
@@ -244,7 +231,7 @@ class _Cursor:
         self,
         entry: _Entry,
         high: dt.datetime | None,
-        seen: Mapping[str, _Seen],
+        seen: Mapping[str, str],
         overlap: dt.timedelta,
     ) -> dict[str, Any]:
         return {
@@ -256,17 +243,18 @@ class _Cursor:
 
 
 def _window(
-    seen: Mapping[str, _Seen], upto: dt.datetime | None, overlap: dt.timedelta
-) -> dict[str, list[str]]:
-    """The seen records the next listing (``updated_after`` upto - overlap) shows again.
+    seen: Mapping[str, str], upto: dt.datetime | None, overlap: dt.timedelta
+) -> dict[str, str]:
+    """The part of ``seen`` the next listing (``updated_after`` upto - overlap) can show.
 
-    A second of margin: the filter is floored to the second. Those left out are only
-    fetched again if listed; nothing is skipped because of a missing entry.
+    A version is the epoch second of the record's change (vendor reference §7), so it
+    places the record in time; a second of margin for the filter's flooring. This only
+    keeps the cursor small: a record left out is fetched again if it is listed again.
     """
     if upto is None:
         return {}
-    bound = upto - overlap - dt.timedelta(seconds=1)
-    return {rid: s.as_json() for rid, s in sorted(seen.items()) if s.updated_at > bound}
+    bound = int((upto - overlap).timestamp()) - 1
+    return {rid: v for rid, v in sorted(seen.items()) if v.isdigit() and int(v) >= bound}
 
 
 def _skipped(raw: Any, exc: SkipRecord, fallback_id: str | None) -> Skipped:
@@ -392,11 +380,9 @@ class _SyncedResource:
         known = {
             e.id: state.seen[e.id]
             for e in listed
-            if e.id in state.seen and state.seen[e.id].version == e.version
+            if e.version is not None and state.seen.get(e.id) == e.version
         }
         high = state.high
-        for unchanged in known.values():
-            high = _later(high, unchanged.updated_at)
         entries = [e for e in listed if e.id not in known]
         if state.resume is not None:
             entries = [e for e in entries if e.key > state.resume]
@@ -417,8 +403,8 @@ class _SyncedResource:
                     continue
                 updated_at = mapping.parse_timestamp(raw.get("updated_at"))
                 high = _later(high, updated_at)
-                if updated_at is not None and version is not None and settled(version, listed_at):
-                    known[rid] = _Seen(version, updated_at)
+                if version is not None and settled(version, listed_at):
+                    known[rid] = version
             records, skipped = await self._map_chunk(raws, lane)
             final = index == len(chunks) - 1
             checkpoint = (
