@@ -503,6 +503,25 @@ async def test_a_probe_that_does_not_hold_every_row_falls_back_to_the_keyset_pha
     assert any(("q[updated_at]", "null") in p for p in organization_calls[1:])
 
 
+async def test_a_probe_page_checkpoint_resumes_with_the_next_collection(
+    handle: SandboxHandle, session: aiohttp.ClientSession
+) -> None:
+    adapter = make_adapter(handle, session)
+    contacts = adapter.resource("contacts")
+    cursor = (await collect(contacts.list_changes(None)))[-1].checkpoint
+    org = await contacts.create(sample_contact(), client_token=None)
+    person = await contacts.create(
+        sample_contact(kind="person", name="Eva Smit", first_name="Eva", last_name="Smit"),
+        client_token=None,
+    )
+    pages = await collect(contacts.list_changes(cursor))
+    assert len(pages) == 2 and not pages[0].final  # one probe page per collection
+    assert org.external_id in by_id(pages[:1]) and person.external_id in by_id(pages[1:])
+    resumed = await collect(contacts.list_changes(pages[0].checkpoint))
+    assert person.external_id in by_id(resumed) and org.external_id not in by_id(resumed)
+    assert resumed[-1].checkpoint == pages[-1].checkpoint
+
+
 def cursor_bound(cursor: Mapping[str, Any]) -> str:
     """The wall-clock lower bound a final cursor gives the next incremental pass."""
     previous = dt.datetime.fromisoformat(cursor["updated_at"])
