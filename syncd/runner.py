@@ -783,14 +783,13 @@ class Engine:
                 return review.chosen_canonical_id
         rejected: frozenset[int] = frozenset()
         if review is not None and review.state == "rejected":
-            # Not the candidates a person turned down; but maybe a record that came in
-            # since (the same new company, its review rejected in another account too).
-            rejected = frozenset(
-                int(c["canonical_id"]) for c in review.candidates if "canonical_id" in c
-            )
+            # Not the candidates a person turned down (in any review of this record); but
+            # maybe an entity made since (the same new company, its review rejected in
+            # another account too). When the entities made since leave doubt (the VAT
+            # number says one, a shared mailbox and the name another), that is a new
+            # question for a person, like any doubt: a new entity could be a duplicate.
+            rejected = await repos.rejected_candidates(s, ctx.id, resource, record.external_id)
         decision = await self._match(s, ctx, resource, incoming, exclude=rejected)
-        if rejected and not isinstance(decision, Link):
-            return -1
         if isinstance(decision, Link):
             await self._audit(
                 s,
@@ -1324,6 +1323,15 @@ class Engine:
                     # The removal supersedes it: no write to a record being removed.
                     row.state = "done"
                     row.last_error = f"superseded by the {op} planned after it"
+            if op == "archive" and await self._archived_there(s, target, resource, canonical_id):
+                log.info(
+                    "write_skipped",
+                    account=action.account,
+                    resource=resource,
+                    canonical_id=canonical_id,
+                    reason=f"{action.account} holds it archived already",
+                )
+                return
         label = _label(resource, canonical or {})
         s.add(
             t.Outbox(
@@ -1344,6 +1352,18 @@ class Engine:
                     action.account, resource, op, canonical_id, tuple(sorted(action.fields)), label
                 )
             )
+
+    async def _archived_there(
+        self, s: AsyncSession, target: AccountContext, resource: Resource, canonical_id: int
+    ) -> bool:
+        """Whether ``target`` holds its copy archived, as last agreed (an archive is moot).
+
+        A copy can be archived there before the record is deleted: a person archived it
+        in another account and the update carried that over. Archiving it again changes
+        nothing; if a person unarchives it there meanwhile, the next pull sees a modify.
+        """
+        link = await repos.link_by_entity(s, target.id, resource, canonical_id)
+        return link is not None and resource == "contacts" and link.base.get("archived") is True
 
     # ------------------------------------------------------------------ push
 
@@ -1469,6 +1489,10 @@ class Engine:
             if op in ("update", "delete", "archive") and link is None:
                 row.state = "done"
                 row.last_error = "no longer linked: nothing to write"
+                return
+            if op == "archive" and await self._archived_there(s, ctx, resource, row.canonical_id):
+                row.state = "done"
+                row.last_error = f"moot: {ctx.name} holds it archived already"
                 return
             value: Contact | Invoice | Payment | None = None
             fields: Mapping[str, Any] = {}
@@ -2101,7 +2125,12 @@ class Engine:
     async def decide_match(
         self, review_id: int, *, accept: bool, canonical_id: int | None = None
     ) -> None:
-        """Accept (link to the chosen or best candidate) or reject (a new entity) a review."""
+        """Accept (link to the chosen or best candidate) or reject a review.
+
+        A rejected record becomes a new entity on its account's next pull, unless an entity
+        made since matches it (then it is linked) or leaves doubt (then a new review asks
+        about those; the candidates turned down stay out).
+        """
         if not self._prepared:
             await self.prepare()
         candidates: list[int] = []

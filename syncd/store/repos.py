@@ -453,6 +453,24 @@ async def open_review(
     return (await session.execute(stmt)).scalars().first()
 
 
+async def rejected_candidates(
+    session: AsyncSession, account_id: int, resource: str, external_id: str
+) -> frozenset[int]:
+    """Canonical ids a person said one vendor record is not, over all its rejected reviews."""
+    stmt = select(t.MatchReview.candidates).where(
+        t.MatchReview.account_id == account_id,
+        t.MatchReview.resource == resource,
+        t.MatchReview.external_id == external_id,
+        t.MatchReview.state == "rejected",
+    )
+    return frozenset(
+        int(candidate["canonical_id"])
+        for (candidates,) in (await session.execute(stmt)).all()
+        for candidate in candidates
+        if isinstance(candidate, dict) and "canonical_id" in candidate
+    )
+
+
 async def open_reviews(
     session: AsyncSession, account_id: int, resource: str
 ) -> list[t.MatchReview]:

@@ -496,3 +496,86 @@ async def test_a_review_accepted_for_a_company_deleted_meanwhile_keeps_its_edits
         for name, v in (("crm", crm), ("books", books))
     }
     assert phones == {"crm": ["+31207777777"], "books": ["+31207777777"]}
+
+
+async def _decide_by_vat(engine: Engine, sessionmaker: Maker) -> int:
+    """Decide every open review as a person who knows the truth would: accept the
+    candidate with the waiting record's own VAT number, otherwise reject."""
+    async with sessionmaker() as s:
+        reviews = list(
+            (await s.execute(select(t.MatchReview).where(t.MatchReview.state == "open"))).scalars()
+        )
+        vats = {row.id: row.vat_number for row in (await s.execute(select(t.Contact))).scalars()}
+    for review in reviews:
+        incoming = next(c["incoming"] for c in review.candidates if "incoming" in c)
+        ids = [int(c["canonical_id"]) for c in review.candidates if "canonical_id" in c]
+        same = [i for i in ids if vats.get(i) == incoming["vat_number"]]
+        if same:
+            await engine.decide_match(review.id, accept=True, canonical_id=same[0])
+        else:
+            await engine.decide_match(review.id, accept=False)
+    return len(reviews)
+
+
+async def test_a_rejected_review_asks_again_when_new_candidates_disagree(
+    db_sessionmaker: Maker,
+) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    crm.human_create("contacts", org("Bouw", vat_number="NL111111111B01", email="info@bouw.nl"))
+    engine = make_engine(db_sessionmaker, {"crm": crm, "books": books})
+    await engine.once()
+    # Two namesakes share the first one's role mailbox: the second is typed into both
+    # vendors, the third into crm. Each record asks whether it is the first company.
+    books.human_create("contacts", org("Bouw", vat_number="NL222222222B01", email="info@bouw.nl"))
+    crm.human_create(
+        "contacts", org("BOUW BV", vat_number="NL 2222.22222.B01", email="info@bouw.nl")
+    )
+    crm.human_create("contacts", org("Bouw", vat_number="NL333333333B01", email="info@bouw.nl"))
+    await engine.once()
+    assert await _decide_by_vat(engine, db_sessionmaker) == 3  # all three: "no"
+
+    # Rejected: each record is not the first company. The second company's crm record
+    # becomes an entity; the third's record then meets that one (same mailbox and name,
+    # another VAT number). That doubt is a new question, not a new entity at once: had the
+    # third become an entity, books' record of the second would meet two candidates and
+    # become a third entity of its own (a duplicate).
+    await engine.once()
+    assert await _decide_by_vat(engine, db_sessionmaker) == 1
+    await engine.once()
+    await engine.once()
+
+    async with db_sessionmaker() as s:
+        rows = await s.execute(select(t.Contact).where(t.Contact.deleted_at.is_(None)))
+        assert sorted(c.vat_number for c in rows.scalars()) == [
+            "NL111111111B01",
+            "NL222222222B01",
+            "NL333333333B01",
+        ]
+    for v in (crm, books):
+        for vat in ("NL111111111B01", "NL222222222B01", "NL333333333B01"):
+            assert len(_holding(v, vat)) == 1, (v.name, vat)
+
+
+async def test_no_archive_sent_to_a_record_we_archived_there_already(
+    db_sessionmaker: Maker,
+) -> None:
+    crm = vendor("crm")
+    books = vendor("books", detection="snapshot", removal="archive")
+    crm.human_create("contacts", org("Acme"))
+    crm.human_create("contacts", org("Other"))
+    engine = make_engine(
+        db_sessionmaker, {"crm": crm, "books": books}, delete="propagate", max_delete_percent=100
+    )
+    await engine.once()
+    crm_id, _ = by_name(crm, "Acme")
+    crm.human_edit("contacts", crm_id, archived=True)
+    await engine.once()  # the archive reaches books as an update
+    assert by_name(books, "Acme")[1].archived
+    crm.human_delete("contacts", crm_id)
+    await engine.reconcile("crm")  # deleted: books would get an archive
+    writes = books.writes
+
+    await engine.once()
+
+    assert by_name(books, "Acme")[1].archived
+    assert books.writes == writes  # it holds the record archived already
