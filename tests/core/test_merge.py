@@ -783,3 +783,24 @@ def test_a_name_follows_the_kind_taken_with_it() -> None:
         ).merged["name"]
         == "Jan Jansen"
     )
+
+
+def test_a_sole_trader_in_two_filings_converges_with_one_merge_and_plan() -> None:
+    # The CRM (kind fixed) made the record; the books link their business copy to it.
+    result = run(
+        BUSINESS,
+        account=BOOKS,
+        base=None,
+        canonical=OWNER,
+        flow=MANUAL,
+        holders={CRM, BOOKS},
+        kind_fixed=FIXED,
+    )
+    crm = Target(CRM, OWNER, frozenset(OWNER) - {"kind"}, kind_fixed=True)
+    books = Target(BOOKS, result.new_base, frozenset(BUSINESS))
+    # Nothing for the books (it holds what won) and nothing for the CRM: its person is
+    # named after the contact person, and a person there holds no VAT number.
+    assert plan(flow=MANUAL, canonical=result.merged, targets=[crm, books]) == ()
+    # The CRM's next pull of its unchanged person is no change either.
+    again = run(OWNER, base=OWNER, canonical=result.merged, kind_fixed=FIXED, flow=MANUAL)
+    assert (again.updates, again.queued) == ((), ())
