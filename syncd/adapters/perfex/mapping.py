@@ -203,15 +203,22 @@ def _required_date(row: Mapping[str, Any], key: str) -> dt.date:
     return value
 
 
+def _one_of(value: object, *wanted: object) -> bool:
+    """``value in wanted``, where a NaN (a signalling one raises on comparison) is nothing."""
+    if isinstance(value, Decimal) and value.is_nan():
+        return False
+    return value in wanted
+
+
 def _flag(row: Mapping[str, Any], key: str, *, default: bool) -> bool:
     value = row.get(key)
     if value is None or value == "":
         return default
     if isinstance(value, bool):
         return value
-    if value in ("1", 1):
+    if _one_of(value, "1", 1):
         return True
-    if value in ("0", 0):
+    if _one_of(value, "0", 0):
         return False
     raise _skip(f"{key} {value!r} is not 0 or 1")
 
@@ -327,7 +334,7 @@ class PaymentModes:
             if not isinstance(mode_id, str | int) or not isinstance(name, str):
                 continue
             by_id[str(mode_id)] = name
-            if default_id is None and row.get("selected_by_default") in ("1", 1):
+            if default_id is None and _one_of(row.get("selected_by_default"), "1", 1):
                 default_id = str(mode_id)
         if default_id is None and by_id:
             default_id = next(iter(by_id))
@@ -373,7 +380,7 @@ def primary_contact(rows: Iterable[object], customer: str) -> Mapping[str, Any] 
         if (
             isinstance(row, Mapping)
             and str(row.get("userid")) == customer
-            and row.get("is_primary") in ("1", 1, True)
+            and _one_of(row.get("is_primary"), "1", 1, True)
         ):
             return row
     return None
