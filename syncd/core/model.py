@@ -382,7 +382,8 @@ def normalise_website(value: str | None) -> str | None:
     if rest == "/":
         rest = ""
     url = unicodedata.normalize("NFC", f"{scheme}{userinfo}{at}{host.lower()}{rest}")
-    return url or None
+    # Dropping the slash can leave a space the text rule would trim on the next pass.
+    return clean_text(url)
 
 
 _CODE_SEPARATORS: Final = str.maketrans("", "", ".-")

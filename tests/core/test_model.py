@@ -191,6 +191,9 @@ def test_email_is_lower_case_without_spaces(raw: str, expected: str | None) -> N
         ("https://User:PW@Host.EE/", "https://User:PW@host.ee"),
         ("https://acme.nl/?Q=1", "https://acme.nl/?Q=1"),
         (" ", None),
+        # A space left before a dropped slash goes too (normalising twice changes nothing).
+        ("acme.nl /", "acme.nl"),
+        ("0 /", "0"),
     ],
 )
 def test_website_lower_cases_scheme_and_host_only(raw: str, expected: str | None) -> None:
