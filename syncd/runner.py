@@ -68,10 +68,12 @@ from syncd.core.model import (
 from syncd.core.plan import (
     Action,
     Target,
+    as_held,
     base_after_write,
     decide_deletion,
     decide_revival,
     describe,
+    fixes_kind,
     pending_fields,
     plan,
 )
@@ -965,6 +967,8 @@ class Engine:
             carried=carried,
             open_conflicts=conflicts.keys(),
             holders=await self._holders(s, resource, entity.id),
+            kind_fixed=self._kind_fixed_names,
+            kind_blind=self._kind_blind_names,
         )
         if result.updates:
             await repos.write_entity(s, resource, entity, result.merged)
@@ -1113,6 +1117,20 @@ class Engine:
             ctx.id for ctx in self.accounts.values() if not ctx.adapter.capabilities.contact_kinds
         )
 
+    @property
+    def _kind_fixed_names(self) -> frozenset[str]:
+        """Accounts whose vendor cannot change a contact's kind (each copy keeps its own)."""
+        return frozenset(
+            ctx.name for ctx in self.accounts.values() if fixes_kind(ctx.adapter.capabilities)
+        )
+
+    @property
+    def _kind_blind_names(self) -> frozenset[str]:
+        """Names of the accounts whose vendor cannot tell persons from organizations."""
+        return frozenset(
+            ctx.name for ctx in self.accounts.values() if not ctx.adapter.capabilities.contact_kinds
+        )
+
     def _synced_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
         """The fields of ``resource`` this account holds and that sync between accounts."""
         writable = ctx.adapter.capabilities.writable_fields.get(resource, frozenset())
@@ -1137,6 +1155,7 @@ class Engine:
             sent=sent,
             detached=detached,
             drafts=capabilities.invoice_drafts,
+            kind_fixed=resource == "contacts" and fixes_kind(capabilities),
         )
 
     async def _plan(
@@ -1501,6 +1520,10 @@ class Engine:
                     row.state = "done"
                     return
                 fields = await repos.entity_fields(s, resource, entity)
+                if op == "update" and link is not None:
+                    # The copy as it should be held there: a contact keeps the kind it
+                    # was created with where the vendor cannot change it.
+                    fields = as_held(fields, self._target(ctx, resource, base=dict(link.base)))
                 try:
                     value = await self._outbound(s, ctx, resource, fields)
                 except _Defer as exc:

@@ -33,20 +33,6 @@ from tests.integration.helpers import (
     seeds_of,
 )
 
-# These need the runner change given in the issue 5 report: build each Target with
-# ``kind_fixed`` (``plan.fixes_kind``), pass ``kind_fixed``/``kind_blind`` account names to
-# ``merge``, and build an update's value from ``plan.as_held``. Until then they fail.
-NEEDS_RUNNER = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "syncd/runner.py does not use the kind rules of core.merge/core.plan yet: it sends "
-        "Simplicate updates whose value has the canonical kind, which the adapter refuses "
-        "('Simplicate cannot turn ... into a organization': dead-lettered), and a newer "
-        "Simplicate person wins the kind under newest and turns the Moneybird business "
-        "into a person"
-    ),
-)
-
 VAT = "NL123456782B01"
 LATER = SEED_TIME + dt.timedelta(days=3)
 
@@ -106,7 +92,6 @@ async def once_writes_nothing(world: SyncWorld) -> None:
     assert all(s.pushed == 0 and s.failed == 0 and not s.errors for s in totals.values())
 
 
-@NEEDS_RUNNER
 async def test_a_crm_person_and_a_books_organization_joined_by_a_review_converge(
     sqlite_db_url: str,
 ) -> None:
@@ -137,7 +122,6 @@ async def test_a_crm_person_and_a_books_organization_joined_by_a_review_converge
         await once_writes_nothing(world)
 
 
-@NEEDS_RUNNER
 async def test_edits_reach_the_other_filing_in_its_own_shape(sqlite_db_url: str) -> None:
     seeds = seeds_of(simplicate=[JAN_PERSON], moneybird=[JAN_BUSINESS])
     async with open_sync(("simplicate", "moneybird"), sqlite_db_url, seeds=seeds) as world:
@@ -164,7 +148,6 @@ async def test_edits_reach_the_other_filing_in_its_own_shape(sqlite_db_url: str)
         await once_writes_nothing(world)
 
 
-@NEEDS_RUNNER
 @pytest.mark.parametrize("conflict", ["newest", "manual"])
 async def test_a_crm_organization_and_a_books_person_with_one_vat_number_converge(
     sqlite_db_url: str, conflict: str
