@@ -200,9 +200,6 @@ class AccountContext:
     workspace_id: int = 0
     flows: dict[Resource, Flow] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Per resource: the newest outbox row id when this process last started pulling it.
-    # A create planned after that may meet a record somebody typed into the vendor since.
-    pulled_upto: dict[Resource, int] = field(default_factory=dict)
 
     @property
     def resources(self) -> tuple[Resource, ...]:
@@ -491,8 +488,6 @@ class Engine:
             )
             return
         adapter = ctx.adapter.resource(resource)
-        async with self._tx() as s:
-            ctx.pulled_upto[resource] = await repos.newest_outbox_id(s)
         if resource != "contacts":
             await self._retry_waiting(ctx, resource, stats)
         cursor = await self._load_cursor(ctx, resource)
@@ -1412,19 +1407,19 @@ class Engine:
         return stats
 
     async def _pull_before_creates(self, ctx: AccountContext, stats: PassStats) -> None:
-        """Pull a resource first when creates were planned for it since its last pull.
+        """Pull a resource first when creates are due for it.
 
-        Somebody may have typed the same company into this vendor meanwhile; the pull links
-        it (by matching) so the create is dropped instead of making a second record. Only
-        for incremental vendors, where a pull with nothing new costs one request; snapshot
-        vendors are listed in full by every scheduled pull anyway.
+        Somebody may have typed the same company into this vendor since its last pull,
+        whenever the create was planned (before that pull too: the pull could not link a
+        record that was not there yet); the pull links it (by matching) so the create is
+        dropped instead of making a second record. Only for incremental vendors, where a
+        pull with nothing new costs one request; snapshot vendors are listed in full by
+        every scheduled pull anyway.
         """
         if ctx.adapter.capabilities.change_detection != "incremental":
             return
         async with self._tx() as s:
-            resources = await repos.resources_with_creates_after(
-                s, ctx.id, dict(ctx.pulled_upto.items())
-            )
+            resources = await repos.resources_with_due_creates(s, ctx.id, self.clock())
         for resource in ctx.resources:
             if resource in resources:
                 await self._pull_resource(ctx, resource, stats)

@@ -622,28 +622,21 @@ async def active_removals(
     return list((await session.execute(stmt)).scalars())
 
 
-async def newest_outbox_id(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.max(t.Outbox.id)))).scalar() or 0)
-
-
-async def resources_with_creates_after(
-    session: AsyncSession, account_id: int, seen: Mapping[str, int]
+async def resources_with_due_creates(
+    session: AsyncSession, account_id: int, now: dt.datetime
 ) -> set[str]:
-    """Resources with due creates for the account planned after ``seen[resource]``."""
+    """Resources with creates for the account that are due to be sent."""
     stmt = (
-        select(t.Outbox.resource, func.max(t.Outbox.id))
+        select(t.Outbox.resource)
         .where(
             t.Outbox.account_id == account_id,
             t.Outbox.op == "create",
             t.Outbox.state.in_(("pending", "failed")),
+            t.Outbox.next_attempt_at <= now,
         )
-        .group_by(t.Outbox.resource)
+        .distinct()
     )
-    return {
-        resource
-        for resource, newest in (await session.execute(stmt)).all()
-        if newest > seen.get(resource, 0)
-    }
+    return {resource for (resource,) in (await session.execute(stmt)).all()}
 
 
 async def due_outbox(

@@ -579,3 +579,19 @@ async def test_no_archive_sent_to_a_record_we_archived_there_already(
 
     assert by_name(books, "Acme")[1].archived
     assert books.writes == writes  # it holds the record archived already
+
+
+async def test_push_does_not_duplicate_a_record_typed_in_after_the_last_pull(
+    db_sessionmaker: Maker,
+) -> None:
+    crm, books = vendor("crm"), vendor("books")
+    books.human_create("contacts", org("Acme B.V.", vat_number="NL123456789B01"))
+    engine = make_engine(db_sessionmaker, {"crm": crm, "books": books})
+    await engine.pull("books")  # a create of Acme is queued for crm
+    await engine.pull("crm")  # crm is pulled after that, before the push
+    crm.human_create("contacts", org("ACME BV", vat_number="NL 1234.56789.B01"))
+
+    await engine.push("crm")
+    await engine.once()
+
+    assert len(_holding(crm, "NL123456789B01")) == 1
