@@ -378,21 +378,30 @@ class EngineModel(RuleBasedStateMachine):
         when it was made in the same vendor, or in a vendor the engine had agreed the value
         with too. A record the engine has not linked yet still claims its own values,
         which the flow's policy weighs against this edit once the record is matched.
+
+        Every earlier edit made in a vendor that holds ``agreed`` now, as agreed with the
+        engine, is replaced too, whatever its value: it lost a conflict there (the policy
+        chose another value and the engine wrote it back), so nothing holds it any more.
+        Without this, a losing edit would come back as the only standing value once the
+        edit that typed over the winner is discarded by a deletion, and would be taken for
+        a modify that beats that deletion.
         """
         agreed_at = {vendor}
+        settled_at: set[str] = set()
         for other in self.vendors:
             found = self._record(other, company)
             if other != vendor and found is not None:
                 base = await self._agreed(other, found[0])
                 if base.get(name, UNAGREED) == agreed:
                     agreed_at.add(other)
+                    if to_fields(normalise(found[1])).get(name) == agreed:
+                        settled_at.add(other)
         return frozenset(
             i
             for i, e in enumerate(self.edits)
             if e.company == company.key
             and e.field == name
-            and e.value == agreed
-            and e.vendor in agreed_at
+            and ((e.value == agreed and e.vendor in agreed_at) or e.vendor in settled_at)
         )
 
     # ------------------------------------------------------------------ people
@@ -550,14 +559,31 @@ class EngineModel(RuleBasedStateMachine):
         replaces = self.run(self._typed_over(company, vendor, name, agreed))
         self.edits.append(Edit(company.key, name, getattr(written, name), vendor, n, replaces))
 
+    def _leaves_every_vendor_a_company(self, company: Company) -> bool:
+        """Whether every vendor that holds records keeps one of a company nobody deleted,
+        once ``company`` is deleted.
+
+        A vendor that lists nothing where it held records trips the empty-side guard (a
+        safety stop: nothing of that account is applied), which is right. The engine never
+        removes the record of a company nobody deleted, so such a record keeps the vendor
+        from ever listing nothing; counting only the vendor's own records is not enough,
+        since the engine removes the records of companies deleted elsewhere.
+        """
+        for name in self.vendors:
+            held = [c for c in self.companies if self._records(name, c)]
+            if held and not any(c.key != company.key and not self._deleted(c) for c in held):
+                return False
+        return True
+
     @precondition(lambda self: self.companies)
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
-        """A person deletes a record (never a vendor's last one: that trips a guard)."""
+        """A person deletes a record (never one that could empty a vendor: see
+        ``_leaves_every_vendor_a_company``)."""
         options = [
             (c, v)
             for c, v in self._live_options()
-            if len(self.vendors[v].live("contacts")) > 1
+            if self._leaves_every_vendor_a_company(c)
             and not (ARCHIVE_WITH_EDITS_STAYS_DELETED and self._archived_somewhere(c))
         ]
         if not options:
