@@ -294,6 +294,21 @@ def _newest(conflict: FieldConflict, label: str, prefix: str = "") -> Resolution
             f"{prefix}newest: {ours}'s copy was never agreed and has no change time; "
             f"{other}'s value of {_clock(theirs_at, None)} stays",
         )
+    if (
+        ours_at is not None
+        and theirs_at is None
+        and theirs is not None
+        and conflict.base is MISSING
+    ):
+        # The mirror image (so the order in which accounts are first read does not
+        # matter): the current value came from a vendor without change times, and a copy
+        # read for the first time carries a known one.
+        return _incoming(
+            conflict,
+            label,
+            f"{prefix}newest: {theirs}'s value has no change time; {ours} changed "
+            f"{name} at {_clock(ours_at, None)}, and that value wins",
+        )
     if ours_at is not None and ours_at == theirs_at:
         why = f"both changed {name} at {_clock(ours_at, None)}"
     else:

@@ -275,6 +275,26 @@ def test_newest_a_never_agreed_copy_without_a_time_does_not_beat_a_timed_value()
     assert (agreed.outcome, agreed.winner) == ("incoming", "acme-books")
 
 
+def test_newest_a_first_read_timed_copy_beats_a_value_without_a_time() -> None:
+    # The mirror image of the test above: the snapshot vendor was read first, so its value
+    # is the current one; the copy read now carries a user's edit at a known time.
+    first_match = dataclasses.replace(
+        conflict(
+            account="acme-crm",
+            current_account="acme-books",
+            incoming_at=at(9, 30),
+            current_at=None,
+        ),
+        base=MISSING,
+    )
+    got = resolve(first_match, Newest())
+    assert (got.outcome, got.winner) == ("incoming", "acme-crm")
+    assert got.reason == (
+        "newest: acme-books's value has no change time; acme-crm changed email at "
+        "2024-05-01 09:30:00 UTC, and that value wins"
+    )
+
+
 def test_newest_keeps_the_current_value_when_its_account_is_unknown_and_times_tie() -> None:
     got = resolve(conflict(incoming_at=at(10, 0), current_account=None, current_at=None), Newest())
     assert (got.outcome, got.winner, got.value) == ("current", None, "other@acme.nl")
@@ -295,44 +315,57 @@ def test_newest_a_known_later_time_beats_an_unknown_account() -> None:
     b_at=st.none() | st.datetimes(timezones=st.just(UTC)),
     a=st.sampled_from(["acme-crm", "acme-books", "z-perfex"]),
     b=st.sampled_from(["acme-crm", "acme-books", "z-perfex"]),
+    first_match=st.booleans(),
 )
 def test_newest_picks_the_same_account_whichever_side_is_incoming(
-    a_at: dt.datetime | None, b_at: dt.datetime | None, a: str, b: str
+    a_at: dt.datetime | None, b_at: dt.datetime | None, a: str, b: str, first_match: bool
 ) -> None:
+    # Also on a first match (the incoming copy never agreed): which account is read first
+    # must not decide.
     if a == b:
         return
+
+    def match(c: FieldConflict) -> FieldConflict:
+        return dataclasses.replace(c, base=MISSING) if first_match else c
+
     one = resolve(
-        conflict(
-            account=a,
-            incoming="A",
-            incoming_at=a_at,
-            current="B",
-            current_account=b,
-            current_at=b_at,
+        match(
+            conflict(
+                account=a,
+                incoming="A",
+                incoming_at=a_at,
+                current="B",
+                current_account=b,
+                current_at=b_at,
+            )
         ),
         Newest(),
     )
     other = resolve(
-        conflict(
-            account=b,
-            incoming="B",
-            incoming_at=b_at,
-            current="A",
-            current_account=a,
-            current_at=a_at,
+        match(
+            conflict(
+                account=b,
+                incoming="B",
+                incoming_at=b_at,
+                current="A",
+                current_account=a,
+                current_at=a_at,
+            )
         ),
         Newest(),
     )
     assert one.winner == other.winner
     assert one.value == other.value
     assert one == resolve(
-        conflict(
-            account=a,
-            incoming="A",
-            incoming_at=a_at,
-            current="B",
-            current_account=b,
-            current_at=b_at,
+        match(
+            conflict(
+                account=a,
+                incoming="A",
+                incoming_at=a_at,
+                current="B",
+                current_account=b,
+                current_at=b_at,
+            )
         ),
         Newest(),
     )
