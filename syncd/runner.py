@@ -707,6 +707,8 @@ class Engine:
                 return
         fp = fields_fingerprint(incoming)
         link = await repos.link_by_external(s, ctx.id, resource, record.external_id)
+        if link is not None and link.base_fingerprint != fp:
+            await self._own_unconfirmed_writes(s, ctx, resource, link, incoming)
         if link is not None and link.base_fingerprint == fp:
             if record.version is not None and link.external_version != record.version:
                 link.external_version = record.version
@@ -761,6 +763,33 @@ class Engine:
             s.add(link)
             stats.matched += 1
         await self._merge_into(s, ctx, resource, record, incoming, link, stats)
+
+    async def _own_unconfirmed_writes(
+        self,
+        s: AsyncSession,
+        ctx: AccountContext,
+        resource: Resource,
+        link: t.Link,
+        incoming: Mapping[str, Any],
+    ) -> None:
+        """Agree on the fields that hold what an update of ours, not yet confirmed, sent.
+
+        An update whose answer was lost, or whose process was killed after the vendor took
+        it, leaves the link's base as it was before. The vendor now shows what we sent;
+        without this, that echo would read as a person's change there and could overwrite
+        a newer edit elsewhere (one that set the field back to the old value, say).
+        """
+        echoed: dict[str, Any] = {}
+        for row in await repos.active_outbox(s, ctx.id, resource, link.canonical_id):
+            sent = row.fields.get("sent") if row.op == "update" else None
+            if not isinstance(sent, dict):
+                continue
+            for name, value in sent.items():
+                if name in incoming and incoming[name] == value and link.base.get(name) != value:
+                    echoed[name] = value
+        if echoed:
+            link.base = {**link.base, **echoed}
+            link.base_fingerprint = fields_fingerprint(link.base)
 
     async def _link_or_match(
         self,
@@ -1326,7 +1355,8 @@ class Engine:
             for row in active:
                 if row.op == "update" and row.state in ("pending", "failed"):
                     row.fields = {
-                        "fields": sorted(set(row.fields.get("fields", [])) | action.fields)
+                        **row.fields,
+                        "fields": sorted(set(row.fields.get("fields", [])) | action.fields),
                     }
                     return
         if op in ("delete", "archive"):
@@ -1546,6 +1576,13 @@ class Engine:
                     row.state = "done"
                     row.last_error = None
                     return
+                # What the update carries: if its answer is lost (or the process dies
+                # before it is recorded), its echo is still known for ours on the next pull.
+                writes = ctx.adapter.capabilities.writable_fields.get(resource, frozenset())
+                row.fields = {
+                    **row.fields,
+                    "sent": {name: fields.get(name) for name in sorted(wanted & writes)},
+                }
             row.state = "sending"  # the intent: committed before anything is sent
             row.attempts += 1
         try:

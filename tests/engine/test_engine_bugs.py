@@ -595,3 +595,40 @@ async def test_push_does_not_duplicate_a_record_typed_in_after_the_last_pull(
     await engine.once()
 
     assert len(_holding(crm, "NL123456789B01")) == 1
+
+
+class _UpdateAnswerLost(FakeResource):
+    """The first update lands at the vendor; its answer is lost."""
+
+    lost = False
+
+    async def update(
+        self, external_id: str, value: Canonical, fields: frozenset[str]
+    ) -> VendorRecord:
+        record = await super().update(external_id, value, fields)
+        if not self.lost:
+            self.lost = True
+            raise Uncertain(f"{self.vendor.name}: the answer to the update was lost")
+        return record
+
+
+async def test_our_own_update_whose_answer_was_lost_is_no_change_there(
+    db_sessionmaker: Maker,
+) -> None:
+    crm, books = vendor("crm"), vendor("books", detection="snapshot")
+    crm.human_create("contacts", org("Acme", phone="+31201111111"))
+    engine = _engine(db_sessionmaker, {"crm": crm, "books": books}, {"books": _UpdateAnswerLost})
+    await engine.once()
+    crm_id, _ = by_name(crm, "Acme")
+    crm.human_edit("contacts", crm_id, phone="+31202222222")
+    await engine.pull("crm")
+    await engine.push("books")  # the phone lands in books; whether it did stays unknown
+    crm.human_edit("contacts", crm_id, phone="+31201111111")  # and crm takes it back
+
+    await engine.pull("crm")
+    await engine.pull("books")  # books shows what we sent: our echo, not a change there
+    await engine.once()
+    await engine.once()
+
+    assert by_name(crm, "Acme")[1].phone == "+31201111111"
+    assert by_name(books, "Acme")[1].phone == "+31201111111"
