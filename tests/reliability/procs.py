@@ -341,6 +341,17 @@ class Rig:
             return None
         return dict(body["totals"]["outbox"])
 
+    async def pulled(self, vendor: VendorName) -> bool:
+        """Whether the daemon finished a successful pull of ``vendor``'s account (/status)."""
+        status, body = await self.get("/status")
+        if status != 200 or not isinstance(body, dict):
+            return False
+        return any(
+            account["name"] == account_name(vendor) and account["last_success"]["pull"]
+            for workspace in body["workspaces"]
+            for account in workspace["accounts"]
+        )
+
     async def settled(self) -> bool:
         """Nothing left to write: no pending, sending, uncertain or failed outbox row."""
         outbox = await self.outbox()
