@@ -55,6 +55,7 @@ head sleeps exactly until the next token, through the injected ``sleep``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import heapq
 import itertools
@@ -412,8 +413,9 @@ class _BudgetBase(RateBudget):
         self._queue = _LaneQueue()
         self._successes = 0
 
+    @abc.abstractmethod
     async def _attempt(self) -> _Verdict:
-        raise NotImplementedError
+        """Try to take a token of every window now: granted, or how long to wait."""
 
     async def acquire(self, lane: Lane) -> None:
         """Wait for a token of every window and take it (push before pull before reconcile).

@@ -49,6 +49,7 @@ Payments
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import dataclasses
 import datetime as dt
@@ -301,7 +302,7 @@ def _tax_rate_ids(raw: Any) -> set[str]:
 # --------------------------------------------------------------------------- shared listing
 
 
-class _SyncedResource:
+class _SyncedResource(abc.ABC):
     """What contacts, invoices and payments share: the synchronization-API listing."""
 
     resource: Resource
@@ -325,10 +326,11 @@ class _SyncedResource:
     def _filter(self, since: dt.datetime | None) -> str | None:
         return None if since is None else f"updated_after:{mapping.filter_time(since)}"
 
+    @abc.abstractmethod
     async def _map_chunk(
         self, raws: Sequence[Any], lane: Lane
     ) -> tuple[list[VendorRecord], list[Skipped]]:
-        raise NotImplementedError
+        """Fetched rows as records, and the rows that cannot be synced with their reasons."""
 
     # --- helpers
     async def _sync_ids(

@@ -21,6 +21,7 @@ and receipts in ``description`` when the record has no reference of its own.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from decimal import Decimal
@@ -184,7 +185,7 @@ class _Shared:
             return None
 
 
-class _Resource:
+class _Resource(abc.ABC):
     """Paging, read-back and removal shared by the three resources."""
 
     resource: Resource
@@ -253,8 +254,9 @@ class _Resource:
             for row in rows:
                 yield row
 
+    @abc.abstractmethod
     async def get(self, external_id: str, *, lane: Lane = "pull") -> VendorRecord | None:
-        raise NotImplementedError
+        """One record by id; None when the vendor no longer has it."""
 
     async def _read_back(self, external_id: str) -> VendorRecord:
         """What the vendor holds after a write; Uncertain when it cannot be read."""

@@ -39,6 +39,7 @@ Writes
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import dataclasses
 import datetime as dt
@@ -246,7 +247,7 @@ def _record(row: Mapping[str, Any], value: Canonical) -> VendorRecord:
     )
 
 
-class _SimplicateResource:
+class _SimplicateResource(abc.ABC):
     """What every Simplicate resource shares: keyset listing, id sweeps, get and read-back."""
 
     resource: Resource
@@ -260,8 +261,9 @@ class _SimplicateResource:
 
     # ------------------------------------------------------------------ hooks
 
+    @abc.abstractmethod
     def map(self, raw: Any) -> Canonical:
-        raise NotImplementedError
+        """A raw vendor row of this resource as its canonical value."""
 
     def phases(self, incremental: bool) -> tuple[_Phase, ...]:
         """Per collection: a full pass reads by ``updated_at``; an incremental pass probes,
