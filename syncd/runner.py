@@ -980,6 +980,7 @@ class Engine:
         canonical = await repos.entity_fields(s, resource, entity)
         canonical = dict(await self._learn_kind(s, ctx, resource, entity, canonical, incoming))
         conflicts = await repos.open_conflicts(s, resource, entity.id)
+        origins = await self._origins(s, resource, entity.id, canonical)
         result = merge(
             account=ctx.name,
             base=base,
@@ -987,7 +988,7 @@ class Engine:
             canonical=canonical,
             flow=flow.policy,
             incoming_at=record.updated_at,
-            origins=await self._origins(s, resource, entity.id, canonical),
+            origins=origins,
             carried=carried,
             open_conflicts=conflicts.keys(),
             holders=await self._holders(s, resource, entity.id),
@@ -1009,11 +1010,22 @@ class Engine:
                     update.new,
                     update.reason,
                 )
+
+        # A decision that keeps the canonical value (the incoming one lost or was
+        # refused) is written down under the account the kept value came from: the audit
+        # says per field who changed it last (``_origins``, and which changes a deletion
+        # may override: ``_fields_from_gone_sources``), and ``ctx`` changed nothing here.
+        def keeper(name: str) -> AccountContext | None:
+            origin = origins.get(name)
+            if origin is None or origin.account is None:
+                return None
+            return self.accounts.get(origin.account)
+
         for resolution in result.resolved:
             if resolution.outcome != "incoming":
                 await self._audit(
                     s,
-                    ctx,
+                    keeper(resolution.conflict.field),
                     entity.workspace_id,
                     resource,
                     entity.id,
@@ -1025,7 +1037,7 @@ class Engine:
         for refusal in result.refused:
             await self._audit(
                 s,
-                ctx,
+                keeper(refusal.field),
                 entity.workspace_id,
                 resource,
                 entity.id,
@@ -1059,7 +1071,7 @@ class Engine:
                 row.candidates = {**row.candidates, ctx.name: queued.conflict.incoming}
             await self._audit(
                 s,
-                ctx,
+                ctx,  # the proposer: the conflict's history shows who wants which value
                 entity.workspace_id,
                 resource,
                 entity.id,

@@ -632,3 +632,29 @@ async def test_our_own_update_whose_answer_was_lost_is_no_change_there(
 
     assert by_name(crm, "Acme")[1].phone == "+31201111111"
     assert by_name(books, "Acme")[1].phone == "+31201111111"
+
+
+async def test_deleted_everywhere_after_a_conflict_its_loser_lost(db_sessionmaker: Maker) -> None:
+    crm, books = vendor("crm"), vendor("books", detection="snapshot")
+    books.human_create("contacts", org("Acme", vat_number="NL123456789B01", phone="+31201111111"))
+    books.human_create("contacts", org("Other", vat_number="NL987654321B01"))
+    crm.human_create("contacts", org("Acme B.V.", vat_number="NL123456789B01"))
+    crm.human_create("contacts", org("Other", vat_number="NL987654321B01"))
+    engine = make_engine(
+        db_sessionmaker, {"crm": crm, "books": books}, delete="propagate", max_delete_percent=100
+    )
+    await engine.pull("crm")
+    # Matched: books fills the phone; its name loses to crm's newer one (books has no
+    # change times). Books' name was weighed and kept out: that is no change by books.
+    await engine.pull("books")
+    # Before anything is pushed, both delete Acme: each had its own changes only.
+    crm.human_delete("contacts", by_name(crm, "Acme B.V.")[0])
+    books.human_delete("contacts", by_name(books, "Acme")[0])
+    await engine.reconcile("crm")  # books still holds its phone: a modify beats crm's delete
+    await engine.reconcile("books")  # crm's name has no source left: books' delete holds
+
+    await engine.once()
+    await engine.once()
+
+    assert _holding(crm, "NL123456789B01") == []
+    assert _holding(books, "NL123456789B01") == []
