@@ -267,12 +267,30 @@ def bench_settings(info: dict[str, Any], url: str, rate: dict[str, list[tuple[in
     return parse_settings(data, environ={}, base_dir=Path("."))
 
 
+def _fresh_file(path: str) -> Path:
+    """``path`` made absolute, with any SQLite database (and its WAL files) there removed."""
+    absolute = Path(path).resolve()
+    for stale in (absolute, Path(f"{absolute}-wal"), Path(f"{absolute}-shm")):
+        stale.unlink(missing_ok=True)
+    return absolute
+
+
 @asynccontextmanager
-async def database(kind: str, admin_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database URL; removed afterwards."""
+async def database(kind: str, admin_url: str, keep: str | None = None) -> AsyncIterator[str]:
+    """A fresh, migrated database URL; removed afterwards unless ``keep`` names it.
+
+    ``keep`` is a file path (SQLite) or a database name (PostgreSQL): whatever was there
+    is replaced, and the database is left behind for inspection (``EXPLAIN``).
+    """
     from syncd.store.migrate import aupgrade
 
     if kind == "sqlite":
+        if keep is not None:
+            url = f"sqlite+aiosqlite:///{_fresh_file(keep)}"
+            await aupgrade(url)
+            yield url
+            print(f"kept the database: {url}")
+            return
         with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
             await aupgrade(url)
@@ -283,9 +301,11 @@ async def database(kind: str, admin_url: str) -> AsyncIterator[str]:
 
     admin = make_url(admin_url)
     dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"syncd_bench_{uuid.uuid4().hex[:12]}"
+    name = keep or f"syncd_bench_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(dsn)
     try:
+        if keep is not None:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
@@ -294,11 +314,14 @@ async def database(kind: str, admin_url: str) -> AsyncIterator[str]:
         await aupgrade(url)
         yield url
     finally:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        if keep is not None:
+            print(f"kept the database: {url}")
+        else:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
 
 
 @asynccontextmanager
@@ -524,7 +547,7 @@ async def unlimited_part(args: argparse.Namespace) -> dict[str, Any]:
             "sandbox_generate_seconds": sandbox.info["generate_seconds"],
             "sandbox_load_seconds": sandbox.info["load_seconds"],
         }
-        async with database(args.db, args.postgres_admin) as url:
+        async with database(args.db, args.postgres_admin, args.keep_db) as url:
             settings = bench_settings(sandbox.info, url, None)
             async with engine_for(settings, limited=False) as engine:
                 probe = engine.bench_probe
@@ -703,6 +726,12 @@ def main() -> int:
         type=int,
         default=0,
         help="print the N most frequent SQL statements of the initial sync, per job",
+    )
+    parser.add_argument(
+        "--keep-db",
+        metavar="PATH_OR_NAME",
+        help="keep the main part's database: an SQLite file path, or a PostgreSQL database "
+        "name (replaced if it exists), for EXPLAIN afterwards",
     )
     parser.add_argument(
         "--pyinstrument", help="write a pyinstrument (wall clock) profile of the initial sync here"
