@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -147,12 +148,15 @@ class Contact(_Canonical):
     """A canonical contact (organisation or person)."""
 
     __tablename__ = "contacts"
+    # One index per identity key, the key first: matching ORs the keys, and each arm of
+    # the OR can only use an index that starts with its own column (SQLite "MULTI-INDEX
+    # OR", PostgreSQL "BitmapOr"); led by workspace_id they served only that column.
     __table_args__ = (
-        Index(None, "workspace_id", "vat_number"),
-        Index(None, "workspace_id", "email"),
-        Index(None, "workspace_id", "coc_number"),
-        Index(None, "workspace_id", "iban"),
-        Index(None, "workspace_id", "postal_code"),
+        Index(None, "vat_number", "workspace_id"),
+        Index(None, "email", "workspace_id"),
+        Index(None, "coc_number", "workspace_id"),
+        Index(None, "iban", "workspace_id"),
+        Index(None, "postal_code", "workspace_id"),
         _NO_ID_REUSE,
     )
 
@@ -181,11 +185,6 @@ class Invoice(_Canonical):
     """A canonical sales invoice."""
 
     __tablename__ = "invoices"
-    __table_args__ = (
-        Index(None, "workspace_id", "number"),
-        Index(None, "contact_id"),
-        _NO_ID_REUSE,
-    )
 
     number: Mapped[str | None] = mapped_column(String)
     contact_id: Mapped[int | None] = _fk("contacts.id", nullable=True)
@@ -198,6 +197,17 @@ class Invoice(_Canonical):
     total: Mapped[Decimal] = mapped_column(Money, nullable=False)
     amount_paid: Mapped[Decimal] = mapped_column(Money, nullable=False)
     reference: Mapped[str | None] = mapped_column(String)
+
+    # Matching compares number and reference case-insensitively, so the indexes are on
+    # lower(...). A reference has no length cap (the number has, see TEXT_LIMITS), and a
+    # PostgreSQL btree entry holds at most 2704 bytes: there it is a hash index, which
+    # serves the equality look-up whatever the length (SQLite ignores the option).
+    __table_args__ = (
+        Index("ix_invoices_lower_number_workspace_id", func.lower(number), "workspace_id"),
+        Index("ix_invoices_lower_reference", func.lower(reference), postgresql_using="hash"),
+        Index(None, "contact_id"),
+        _NO_ID_REUSE,
+    )
 
 
 class InvoiceLine(_Canonical):
@@ -235,7 +245,9 @@ class Link(Base):
     __tablename__ = "links"
     __table_args__ = (
         UniqueConstraint("account_id", "resource", "external_id"),
-        Index(None, "account_id", "resource", "canonical_id"),
+        # Led by (resource, canonical_id): the engine also looks up every link of a record
+        # without naming an account. The unique key above serves (account_id, resource).
+        Index(None, "resource", "canonical_id", "account_id"),
         _one_of("resource", RESOURCES),
         _NO_ID_REUSE,
     )
@@ -284,6 +296,9 @@ class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index(None, "account_id", "state", "next_attempt_at"),
+        # A record's own rows, at one account or any: without it the look-up read every
+        # pending row of the account, which is the whole backlog during an initial load.
+        Index(None, "resource", "canonical_id", "account_id"),
         UniqueConstraint("account_id", "client_token"),
         _one_of("resource", RESOURCES),
         _one_of("op", OUTBOX_OPS),
