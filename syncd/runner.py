@@ -200,6 +200,9 @@ class AccountContext:
     workspace_id: int = 0
     flows: dict[Resource, Flow] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Resources whose last listing failed (cleared by the next one that succeeds): a push
+    # holds their creates rather than list the vendor again first.
+    listing_failed: set[Resource] = field(default_factory=set)
 
     @property
     def resources(self) -> tuple[Resource, ...]:
@@ -476,6 +479,16 @@ class Engine:
         return None
 
     async def _pull_resource(
+        self, ctx: AccountContext, resource: Resource, stats: PassStats
+    ) -> None:
+        try:
+            await self._list_and_merge(ctx, resource, stats)
+        except (Retryable, Fatal, SafetyStop):
+            ctx.listing_failed.add(resource)
+            raise
+        ctx.listing_failed.discard(resource)
+
+    async def _list_and_merge(
         self, ctx: AccountContext, resource: Resource, stats: PassStats
     ) -> None:
         if await self._settle(ctx, resource, stats):
@@ -1434,7 +1447,7 @@ class Engine:
             return PassStats(account=name)
         async with self._job(ctx, "push") as stats:
             await self._settle(ctx, None, stats)
-            await self._pull_before_creates(ctx, stats)
+            hold = await self._pull_before_creates(ctx, stats)
             done: set[int] = set()
             while True:
                 async with self._tx() as s:
@@ -1445,11 +1458,13 @@ class Engine:
                     break
                 for row_id in ids:
                     done.add(row_id)
-                    await self._push_one(ctx, row_id, stats)
+                    await self._push_one(ctx, row_id, stats, hold_creates=hold)
         return stats
 
-    async def _pull_before_creates(self, ctx: AccountContext, stats: PassStats) -> None:
-        """Pull a resource first when creates are due for it.
+    async def _pull_before_creates(
+        self, ctx: AccountContext, stats: PassStats
+    ) -> frozenset[Resource]:
+        """Pull a resource first when creates are due for it; the resources whose creates wait.
 
         Somebody may have typed the same company into this vendor since its last pull,
         whenever the create was planned (before that pull too: the pull could not link a
@@ -1457,14 +1472,38 @@ class Engine:
         dropped instead of making a second record. Only for incremental vendors, where a
         pull with nothing new costs one request; snapshot vendors are listed in full by
         every scheduled pull anyway.
+
+        When the vendor cannot be listed (this pull fails, or the resource's last one did
+        and none has succeeded since), its creates wait for a listing that works: creating
+        blind could duplicate. Updates and removals go ahead.
         """
         if ctx.adapter.capabilities.change_detection != "incremental":
-            return
+            return frozenset()
         async with self._tx() as s:
             resources = await repos.resources_with_due_creates(s, ctx.id, self.clock())
+        hold: set[Resource] = set()
         for resource in ctx.resources:
-            if resource in resources:
+            if resource not in resources:
+                continue
+            if resource in ctx.listing_failed:
+                hold.add(resource)  # not listed again here: the next scheduled pull retries
+                continue
+            try:
                 await self._pull_resource(ctx, resource, stats)
+            except (AuthFailed, QuotaExhausted, SafetyStop):
+                raise  # the whole account waits (see _job)
+            except (Retryable, Fatal) as exc:
+                hold.add(resource)
+                stats.errors.append(f"{resource}: {exc}")
+        if hold:
+            log.warning(
+                "creates_held",
+                account=ctx.name,
+                resources=sorted(hold),
+                reason="the vendor's listing failed; a create now could duplicate a record "
+                "typed in since",
+            )
+        return frozenset(hold)
 
     def _backoff(self, attempts: int, retry_after: float | None) -> dt.timedelta:
         delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
@@ -1500,7 +1539,14 @@ class Engine:
                     attempts=row.attempts,
                 )
 
-    async def _push_one(self, ctx: AccountContext, row_id: int, stats: PassStats) -> None:
+    async def _push_one(
+        self,
+        ctx: AccountContext,
+        row_id: int,
+        stats: PassStats,
+        *,
+        hold_creates: frozenset[Resource] = frozenset(),
+    ) -> None:
         async with self._tx(ctx) as s:
             # The claim: the row is locked while its intent is written ("sending"); a row
             # another transaction holds is skipped, not waited for (PostgreSQL; SQLite
@@ -1509,6 +1555,8 @@ class Engine:
             if row is None or row.state not in ("pending", "failed"):
                 return
             resource = cast(Resource, row.resource)
+            if row.op == "create" and resource in hold_creates:
+                return  # stays due: see _pull_before_creates
             adapter = ctx.adapter.resource(resource)
             entity = await repos.load_entity(s, resource, row.canonical_id)
             link = await repos.link_by_entity(s, ctx.id, resource, row.canonical_id)
