@@ -276,8 +276,10 @@ def _fresh_file(path: str) -> Path:
 
 
 @asynccontextmanager
-async def database(kind: str, admin_url: str, keep: str | None = None) -> AsyncIterator[str]:
-    """A fresh, migrated database URL; removed afterwards unless ``keep`` names it.
+async def database(
+    kind: str, admin_url: str, keep: str | None = None, revision: str = "head"
+) -> AsyncIterator[str]:
+    """A fresh database URL migrated to ``revision``; removed afterwards unless ``keep`` names it.
 
     ``keep`` is a file path (SQLite) or a database name (PostgreSQL): whatever was there
     is replaced, and the database is left behind for inspection (``EXPLAIN``).
@@ -287,13 +289,13 @@ async def database(kind: str, admin_url: str, keep: str | None = None) -> AsyncI
     if kind == "sqlite":
         if keep is not None:
             url = f"sqlite+aiosqlite:///{_fresh_file(keep)}"
-            await aupgrade(url)
+            await aupgrade(url, revision)
             yield url
             print(f"kept the database: {url}")
             return
         with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-            await aupgrade(url)
+            await aupgrade(url, revision)
             yield url
         return
     import asyncpg
@@ -311,7 +313,7 @@ async def database(kind: str, admin_url: str, keep: str | None = None) -> AsyncI
         await conn.close()
     url = admin.set(database=name).render_as_string(hide_password=False)
     try:
-        await aupgrade(url)
+        await aupgrade(url, revision)
         yield url
     finally:
         if keep is not None:
@@ -547,7 +549,7 @@ async def unlimited_part(args: argparse.Namespace) -> dict[str, Any]:
             "sandbox_generate_seconds": sandbox.info["generate_seconds"],
             "sandbox_load_seconds": sandbox.info["load_seconds"],
         }
-        async with database(args.db, args.postgres_admin, args.keep_db) as url:
+        async with database(args.db, args.postgres_admin, args.keep_db, args.schema) as url:
             settings = bench_settings(sandbox.info, url, None)
             async with engine_for(settings, limited=False) as engine:
                 probe = engine.bench_probe
@@ -726,6 +728,13 @@ def main() -> int:
         type=int,
         default=0,
         help="print the N most frequent SQL statements of the initial sync, per job",
+    )
+    parser.add_argument(
+        "--schema",
+        default="head",
+        metavar="REVISION",
+        help="migrate the main part's database to this alembic revision instead of the newest "
+        "(to compare indexes on the same code; the engine does not check the revision)",
     )
     parser.add_argument(
         "--keep-db",

@@ -122,6 +122,13 @@ async def explain(url: str) -> int:
                         s, link.account_id, link.resource, link.external_id
                     ),
                 ),
+                ("open_reviews", lambda s: repos.open_reviews(s, link.account_id, link.resource)),
+                (
+                    "resolve_quarantine",
+                    lambda s: repos.resolve_quarantine(
+                        s, link.account_id, link.resource, link.external_id, link.updated_at
+                    ),
+                ),
                 ("invoice_lines", lambda s: repos.invoice_lines(s, invoice.id)),
                 ("cursor_row", lambda s: repos.cursor_row(s, link.account_id, link.resource)),
             ]
