@@ -829,6 +829,13 @@ class Engine:
             # question for a person, like any doubt: a new entity could be a duplicate.
             rejected = await repos.rejected_candidates(s, ctx.id, resource, record.external_id)
         decision = await self._match(s, ctx, resource, incoming, exclude=rejected)
+        if isinstance(decision, NoMatch) and resource == "contacts":
+            # A deleted company whose copies some account keeps (archived) may be typed in
+            # again: a new entity would be a second copy there. The record revives it
+            # instead (a modify the deletion never saw, as _merge_into decides).
+            kept = await self._match(s, ctx, resource, incoming, exclude=rejected, deleted=True)
+            if isinstance(kept, Link):
+                decision = kept
         if isinstance(decision, Link):
             await self._audit(
                 s,
@@ -875,14 +882,21 @@ class Engine:
         incoming: Mapping[str, Any],
         *,
         exclude: frozenset[int] = frozenset(),
+        deleted: bool = False,
     ) -> MatchDecision:
+        """The match among live entities; with ``deleted`` (contacts only), among deleted
+        entities that some account still holds a linked copy of."""
         if resource == "contacts":
             contact = repos.value_from_fields("contacts", incoming)
             assert isinstance(contact, Contact)
             keys = contact_keys(contact)
-            rows = await repos.contact_candidates(s, ctx.workspace_id, contact, keys.vat_number)
+            rows = await repos.contact_candidates(
+                s, ctx.workspace_id, contact, keys.vat_number, deleted=deleted
+            )
             rows = [r for r in rows if r.id not in exclude]
             accounts = await repos.linked_accounts(s, "contacts", (r.id for r in rows))
+            if deleted:
+                rows = [r for r in rows if accounts[r.id]]
             candidates = [
                 Candidate(
                     r.id, cast(Contact, await repos.entity_value(s, "contacts", r)), accounts[r.id]

@@ -334,9 +334,15 @@ async def new_entity(
 
 
 async def contact_candidates(
-    session: AsyncSession, workspace_id: int, contact: Contact, extra_vat: str | None
+    session: AsyncSession,
+    workspace_id: int,
+    contact: Contact,
+    extra_vat: str | None,
+    *,
+    deleted: bool = False,
 ) -> list[t.Contact]:
-    """Live canonical contacts sharing a queried key value with ``contact`` (normalised)."""
+    """Canonical contacts sharing a queried key value with ``contact`` (normalised): the
+    live ones, or with ``deleted`` the deleted ones."""
     value = normalise(contact)
     clauses: list[ColumnElement[bool]] = []
     vats = {v for v in (value.vat_number, extra_vat) if v}
@@ -356,7 +362,7 @@ async def contact_candidates(
         select(t.Contact)
         .where(
             t.Contact.workspace_id == workspace_id,
-            t.Contact.deleted_at.is_(None),
+            t.Contact.deleted_at.is_not(None) if deleted else t.Contact.deleted_at.is_(None),
             or_(*clauses),
         )
         .order_by(t.Contact.id)

@@ -658,3 +658,28 @@ async def test_deleted_everywhere_after_a_conflict_its_loser_lost(db_sessionmake
 
     assert _holding(crm, "NL123456789B01") == []
     assert _holding(books, "NL123456789B01") == []
+
+
+async def test_a_company_typed_again_after_its_deletion_is_not_created_twice(
+    db_sessionmaker: Maker,
+) -> None:
+    books = vendor("books")
+    crm = vendor("crm", removal="archive")  # keeps the removed copy, archived
+    books.human_create("contacts", org("Acme", vat_number="NL123456789B01"))
+    books.human_create("contacts", org("Other", vat_number="NL987654321B01"))
+    engine = make_engine(
+        db_sessionmaker, {"books": books, "crm": crm}, delete="propagate", max_delete_percent=100
+    )
+    await engine.once()
+    books.human_delete("contacts", by_name(books, "Acme")[0])
+    await engine.reconcile("books")
+    await engine.once()
+    assert by_name(crm, "Acme")[1].archived
+    # Typed into books again: the deleted company lives on, and crm's archived copy is it.
+    books.human_create("contacts", org("ACME BV", vat_number="NL 1234.56789.B01", city="Delft"))
+
+    await engine.once()
+    await engine.once()
+
+    held = _holding(crm, "NL123456789B01")
+    assert [(c.city, c.archived) for c in held] == [("Delft", False)]
