@@ -63,6 +63,7 @@ LOOKUPS = [
     Lookup("links_of_entity", lambda s: repos.links_of_entity(s, "contacts", 7), ("canonical_id=",)),
     Lookup("linked_accounts", lambda s: repos.linked_accounts(s, "contacts", [7, 8]), ("canonical_id=",)),
     Lookup("contact_candidates", lambda s: repos.contact_candidates(s, 1, CONTACT, "NL999999999B01"), CONTACT_KEYS),
+    Lookup("deleted_contact_candidates", lambda s: repos.contact_candidates(s, 1, CONTACT, None, deleted=True), CONTACT_KEYS),
     Lookup("invoice_candidates", lambda s: repos.invoice_candidates(s, 1, INVOICE), ("<expr>=",)),
     Lookup("active_outbox", lambda s: repos.active_outbox(s, 2, "contacts", 7), ("canonical_id=",)),
     Lookup("active_removals", lambda s: repos.active_removals(s, "contacts", 7), ("canonical_id=",)),
