@@ -2054,7 +2054,7 @@ class Engine:
             target = self._target(ctx, resource, base=dict(link.base))
             gone: set[str] = set()
             if canonical is not None:
-                gone = await self._fields_from_gone_sources(s, resource, link)
+                gone = await self._fields_from_gone_sources(s, resource, link, canonical)
             decision = decide_deletion(
                 flow=flow.policy, target=target, canonical=canonical, gone=gone
             )
@@ -2159,12 +2159,14 @@ class Engine:
         }
 
     async def _fields_from_gone_sources(
-        self, s: AsyncSession, resource: str, vanished: t.Link
+        self, s: AsyncSession, resource: str, vanished: t.Link, fields: Iterable[str]
     ) -> set[str]:
         """Fields whose value came from an account that no longer holds the record.
 
         Such an account deleted it too (its link was dropped when it vanished there), so
-        its unsent change is no modify that could beat the deletion now weighed.
+        its unsent change is no modify that could beat the deletion now weighed. A field
+        nobody changed since the entity was made from a record still holds that record's
+        value: it came from the account the entity was made from.
         """
         live = {
             link.account_id
@@ -2173,6 +2175,9 @@ class Engine:
         }
         known = {ctx.id for ctx in self.accounts.values()}
         by_field = await repos.last_change_accounts(s, resource, vanished.canonical_id)
+        creator = await repos.creating_account(s, resource, vanished.canonical_id)
+        for name in fields:
+            by_field.setdefault(name, creator)
         return {
             name
             for name, account_id in by_field.items()

@@ -426,6 +426,21 @@ async def open_conflicts(
     return {row.field: row for row in (await session.execute(stmt)).scalars()}
 
 
+async def creating_account(session: AsyncSession, resource: str, canonical_id: int) -> int | None:
+    """The account a canonical record was made from: that of its first audit row."""
+    stmt = (
+        select(t.Audit.account_id)
+        .where(
+            t.Audit.resource == resource,
+            t.Audit.canonical_id == canonical_id,
+            t.Audit.field == "*",
+        )
+        .order_by(t.Audit.id)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar()
+
+
 async def last_change_accounts(
     session: AsyncSession, resource: str, canonical_id: int
 ) -> dict[str, int | None]:

@@ -683,3 +683,29 @@ async def test_a_company_typed_again_after_its_deletion_is_not_created_twice(
 
     held = _holding(crm, "NL123456789B01")
     assert [(c.city, c.archived) for c in held] == [("Delft", False)]
+
+
+async def test_deleted_everywhere_stays_deleted_when_a_field_came_with_the_first_copy(
+    db_sessionmaker: Maker,
+) -> None:
+    books, crm = vendor("books", detection="snapshot"), vendor("crm")
+    books.human_create("contacts", org("Acme", vat_number="NL123456789B01", postal_code="1012 AB"))
+    books.human_create("contacts", org("Other", vat_number="NL987654321B01"))
+    crm.human_create("contacts", org("ACME BV", vat_number="NL 1234.56789.B01"))
+    crm.human_create("contacts", org("Other", vat_number="NL987654321B01"))
+    engine = make_engine(
+        db_sessionmaker, {"books": books, "crm": crm}, delete="propagate", max_delete_percent=100
+    )
+    await engine.pull("books")  # Acme is made from books' copy, postcode included
+    await engine.pull("crm")  # crm's copy is matched; its (timed) name wins
+    # Before anything is pushed, both delete Acme: each had its own changes only.
+    books.human_delete("contacts", by_name(books, "Acme")[0])
+    crm.human_delete("contacts", by_name(crm, "ACME BV")[0])
+    await engine.reconcile("books")  # crm still holds its name: a modify beats the delete
+    await engine.reconcile("crm")  # the postcode came from books, which deleted it too
+
+    await engine.once()
+    await engine.once()
+
+    assert _holding(books, "NL123456789B01") == []
+    assert _holding(crm, "NL123456789B01") == []
