@@ -39,8 +39,9 @@ no lost edit
     hold what the deletions did not cover;
 a modify beats a delete
     a company nobody deleted is alive; a deleted one must be alive when an edit its
-    deleting vendors did not have is the only standing value of its field, and must be
-    gone when its deleting vendor had every edit;
+    deleting vendors did not have is the only standing value of its field and no other
+    vendor's edit competed with it (``newest`` may have chosen the other one), and must
+    be gone when its deleting vendor had every edit;
 no echo
     the quiet round's ``once`` writes nothing; one more ``once`` lists each vendor once
     per page (an incremental vendor: one call) and writes nothing;
@@ -933,6 +934,20 @@ class EngineModel(RuleBasedStateMachine):
             for d in self.deletions
         )
 
+    def _contested(self, edit: Edit) -> bool:
+        """Whether another vendor's edit of the field, with another value, competed with
+        ``edit``: neither typed over the other, so the flow's policy chose between them."""
+        index = self.edits.index(edit)
+        return any(
+            other.company == edit.company
+            and other.field == edit.field
+            and other.vendor != edit.vendor
+            and other.value != edit.value
+            and index not in other.replaces
+            and i not in edit.replaces
+            for i, other in enumerate(self.edits)
+        )
+
     def _deleted_over(self, edit: Edit) -> bool:
         """Whether a later deletion was made by somebody who had ``edit`` (a deletion
         beats only what its vendor had: its own edits and the values agreed with it)."""
@@ -958,10 +973,15 @@ class EngineModel(RuleBasedStateMachine):
             # An archive is no modify that beats a delete: a record that comes back
             # archived agrees with the deletion (the engine cannot tell a person's archive
             # from its own whose answer was lost), so it may keep the company deleted.
+            # Nor is an edit that another vendor's edit of the field competed with: newest
+            # may have settled the field against it before the deletion, and then the
+            # deletion had the winner (the model does not second-guess that choice).
             sole = [
                 e
                 for e in survivors
-                if fields.count(e.field) == 1 and not (e.field == "archived" and e.value)
+                if fields.count(e.field) == 1
+                and not (e.field == "archived" and e.value)
+                and not self._contested(e)
             ]
             if not deleted:
                 assert rows, f"{company} is gone, but nobody deleted it"
