@@ -805,7 +805,7 @@ class EngineModel(RuleBasedStateMachine):
             unsettled,
             rounds,
             moot,
-            late=(self.accepted - accepted) * (len(self.vendors) - 1),
+            late=(self.accepted - accepted) * 2 * (len(self.vendors) - 1),
         )
         self._check_no_echo()
         self._check_state()
@@ -867,9 +867,12 @@ class EngineModel(RuleBasedStateMachine):
         A match review the operator accepts after people stopped is news that came late:
         the record it links may hold values (an e-mail address, say) that the entity's
         copies in the other vendors lack, and those copies may have been created or
-        updated already in this quiescence, before anyone could know. So ``late`` more
-        writes (one per other vendor and review accepted meanwhile) are no waste, and each
-        may cost three requests like a changed record.
+        updated already in this quiescence, before anyone could know; when the linked
+        record's value wins, it may even take back what was written there meanwhile (a
+        copy typed before an edit elsewhere, with a vendor time where the edit has none),
+        so that record took two writes and shows no change. So ``late`` more writes (two
+        per other vendor and review accepted meanwhile) are no waste, and each may cost
+        three requests like a changed record.
 
         All requests: every round lists each vendor at most twice (reconcile's id sweep
         and one pull that brings the round's changes, or a second pull that only finds the
