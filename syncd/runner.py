@@ -240,6 +240,16 @@ def _label(resource: str, fields: Mapping[str, Any]) -> str:
     return f"{fields.get('amount')} on {fields.get('date')}"
 
 
+def _held_archived(resource: Resource, link: t.Link | None) -> bool:
+    """Whether the linked copy is archived, as last agreed there (an archive is then moot).
+
+    A copy can be archived before the record is deleted: a person archived it in another
+    account and the update carried that over. Archiving it again changes nothing; if a
+    person unarchives it there meanwhile, the next pull sees a modify.
+    """
+    return link is not None and resource == "contacts" and link.base.get("archived") is True
+
+
 class Engine:
     """Runs pulls, pushes and reconciles for the accounts of one configuration.
 
@@ -300,6 +310,13 @@ class Engine:
                     for name in flow.accounts:
                         if name in self.accounts:
                             self.accounts[name].flows[resource] = runtime
+        capabilities = {c.name: c.adapter.capabilities for c in self.accounts.values()}
+        # Accounts whose vendor cannot change a contact's kind (each copy keeps its own),
+        # and those whose vendor cannot tell persons from organizations at all.
+        self._kind_fixed_names = frozenset(n for n, c in capabilities.items() if fixes_kind(c))
+        self._kind_blind_names = frozenset(
+            n for n, c in capabilities.items() if not c.contact_kinds
+        )
         self._prepared = False
 
     # ------------------------------------------------------------------ plumbing
@@ -1180,20 +1197,6 @@ class Engine:
             ctx.id for ctx in self.accounts.values() if not ctx.adapter.capabilities.contact_kinds
         )
 
-    @property
-    def _kind_fixed_names(self) -> frozenset[str]:
-        """Accounts whose vendor cannot change a contact's kind (each copy keeps its own)."""
-        return frozenset(
-            ctx.name for ctx in self.accounts.values() if fixes_kind(ctx.adapter.capabilities)
-        )
-
-    @property
-    def _kind_blind_names(self) -> frozenset[str]:
-        """Names of the accounts whose vendor cannot tell persons from organizations."""
-        return frozenset(
-            ctx.name for ctx in self.accounts.values() if not ctx.adapter.capabilities.contact_kinds
-        )
-
     def _synced_fields(self, ctx: AccountContext, resource: Resource) -> frozenset[str]:
         """The fields of ``resource`` this account holds and that sync between accounts."""
         writable = ctx.adapter.capabilities.writable_fields.get(resource, frozenset())
@@ -1406,7 +1409,9 @@ class Engine:
                     # The removal supersedes it: no write to a record being removed.
                     row.state = "done"
                     row.last_error = f"superseded by the {op} planned after it"
-            if op == "archive" and await self._archived_there(s, target, resource, canonical_id):
+            if op == "archive" and _held_archived(
+                resource, await repos.link_by_entity(s, target.id, resource, canonical_id)
+            ):
                 log.info(
                     "write_skipped",
                     account=action.account,
@@ -1435,18 +1440,6 @@ class Engine:
                     action.account, resource, op, canonical_id, tuple(sorted(action.fields)), label
                 )
             )
-
-    async def _archived_there(
-        self, s: AsyncSession, target: AccountContext, resource: Resource, canonical_id: int
-    ) -> bool:
-        """Whether ``target`` holds its copy archived, as last agreed (an archive is moot).
-
-        A copy can be archived there before the record is deleted: a person archived it
-        in another account and the update carried that over. Archiving it again changes
-        nothing; if a person unarchives it there meanwhile, the next pull sees a modify.
-        """
-        link = await repos.link_by_entity(s, target.id, resource, canonical_id)
-        return link is not None and resource == "contacts" and link.base.get("archived") is True
 
     # ------------------------------------------------------------------ push
 
@@ -1608,7 +1601,7 @@ class Engine:
                 row.state = "done"
                 row.last_error = "no longer linked: nothing to write"
                 return
-            if op == "archive" and await self._archived_there(s, ctx, resource, row.canonical_id):
+            if op == "archive" and _held_archived(resource, link):
                 row.state = "done"
                 row.last_error = f"moot: {ctx.name} holds it archived already"
                 return
